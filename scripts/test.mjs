@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Runs every package's tests through turbo (cached per package, re-run when a dependency's
+// source changes), then prints one plain closing line summed from each package's vitest JSON
+// report: "tests: N passed, N failed, N skipped". Exits non-zero when any package failed.
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const turbo = spawnSync(
+  "pnpm",
+  ["exec", "turbo", "run", "test", "--output-logs=new-only", "--continue", ...process.argv.slice(2)],
+  { cwd: root, stdio: "inherit", env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" } },
+);
+
+const dirs = [
+  ...readdirSync(join(root, "packages")).map((d) => join(root, "packages", d)),
+  join(root, "examples"),
+];
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const broken = [];
+for (const dir of dirs) {
+  const report = join(dir, ".vitest-report.json");
+  if (!existsSync(report)) continue;
+  try {
+    const r = JSON.parse(readFileSync(report, "utf8"));
+    passed += r.numPassedTests ?? 0;
+    failed += r.numFailedTests ?? 0;
+    skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    // A suite that failed to load counts as a failure even when it ran no test.
+    if ((r.numFailedTestSuites ?? 0) > 0 && (r.numFailedTests ?? 0) === 0) failed += r.numFailedTestSuites;
+  } catch {
+    broken.push(report);
+  }
+}
+for (const b of broken) console.error(`unreadable test report: ${b}`);
+const code = turbo.status ?? 1;
+if (code !== 0 && failed === 0) failed = 1; // turbo failed before a report could say why (e.g. a type error)
+console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(code !== 0 || failed > 0 || broken.length > 0 ? 1 : 0);
