@@ -16,7 +16,6 @@ export const EVTCHNOP = {
   init_control: 11,
   expand_array: 12,
   set_priority: 13,
-  reset_cont: 14,
 } as const;
 
 /** evtchn_status.status values [event_channel.h EVTCHNSTAT_*]. */
