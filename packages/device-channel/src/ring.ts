@@ -221,6 +221,18 @@ export class BackRing extends RingEnd {
     return ((this.sharedReqProd - this.rspProdPvt) >>> 0) > this.size;
   }
 
+  /**
+   * Start of a consumer pass, as Linux's back ends do it: reads `req_prod` once and returns
+   * how many requests this pass may take (at most `size`), or -1 when `req_prod` is beyond
+   * anything a correct front end can publish ({@link requestProducerOverflow}). Taking only
+   * that many per pass is what bounds a back end's work against a hostile front end, even
+   * one that keeps `req_prod` racing ahead while responses are produced.
+   */
+  pendingRequests(): number {
+    if (this.requestProducerOverflow()) return -1;
+    return this.unconsumedRequests();
+  }
+
   /** Offset of the next unconsumed request, which it then consumes; `undefined` when none. */
   takeRequest(): number | undefined {
     if (this.unconsumedRequests() === 0) return undefined;
