@@ -1,0 +1,66 @@
+/**
+ * A PC-style board: RAM + MMIO address space, the 64 KiB port bus, a PCI host bridge on
+ * bus 0, IRQ lines (ORed per line), and a virtual clock. Device models are plugged in by
+ * whoever composes the machine; `boot()` runs the firmware's PCI resource assignment.
+ */
+import { IoBus, IrqRouter, VirtualClock, type IrqLine, type PciAddress, type PciDeviceInfo, type PciFunction } from "@paravirt/vm-interfaces";
+import { PhysicalAddressSpace } from "./physicalAddressSpace.ts";
+import { PciHostBridge } from "./pciHost.ts";
+import { assignPciResources, type FirmwareOptions } from "./firmware.ts";
+
+export interface PcBoardOptions {
+  /** RAM in bytes (default 64 MiB). */
+  ramBytes?: number;
+  clock?: VirtualClock;
+  /** INTx wiring: the IRQ a device's pin (1 = INTA#) reaches. Default: PIIX-style swizzle onto 10, 11, 10, 11. */
+  routeIrq?(address: PciAddress, pin: number): number | undefined;
+}
+
+/** PIIX-style INTx swizzle onto IRQs 10, 11, 10, 11. */
+export function defaultIrqRoute(address: PciAddress, pin: number): number {
+  return [10, 11, 10, 11][(address.device + pin - 1) & 3]!;
+}
+
+export class PcBoard {
+  readonly clock: VirtualClock;
+  readonly memory: PhysicalAddressSpace;
+  readonly ports = new IoBus(0x10000);
+  readonly irqs = new IrqRouter();
+  readonly pci: PciHostBridge;
+  /** PCI functions as firmware found and configured them (after `boot()`). */
+  devices: PciDeviceInfo[] = [];
+  /** The board's INTx wiring, which firmware reports in INTERRUPT_LINE. */
+  readonly routeIrq: (address: PciAddress, pin: number) => number | undefined;
+
+  constructor(options: PcBoardOptions = {}) {
+    this.clock = options.clock ?? new VirtualClock();
+    this.memory = new PhysicalAddressSpace(options.ramBytes ?? 64 * 1024 * 1024);
+    this.pci = new PciHostBridge(this.ports, this.memory);
+    this.routeIrq = options.routeIrq ?? defaultIrqRoute;
+  }
+
+  /** The IRQ line wired to INTx pin `pin` (1 = INTA#) of PCI device `device` on bus 0. */
+  intxLine(device: number, pin = 1): IrqLine {
+    const irq = this.routeIrq({ bus: 0, device, function: 0 }, pin);
+    if (irq === undefined) throw new RangeError(`device ${device} pin ${pin} is not wired`);
+    return this.irqs.line(irq);
+  }
+
+  /** An input on IRQ line `n` for a device to drive. */
+  irqLine(n: number): IrqLine {
+    return this.irqs.line(n);
+  }
+
+  /** Plugs a PCI function into bus 0 at `device`.`fn`. */
+  plugPci(device: number, fn: PciFunction, func = 0): PciAddress {
+    const address = { bus: 0, device, function: func };
+    this.pci.attach(address, fn);
+    return address;
+  }
+
+  /** Firmware: assigns BARs and IRQs to every PCI function; returns (and keeps) the device list. */
+  boot(options: FirmwareOptions = {}): PciDeviceInfo[] {
+    this.devices = assignPciResources(this.ports, { routeIrq: this.routeIrq, ...options });
+    return this.devices;
+  }
+}
