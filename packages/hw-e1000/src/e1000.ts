@@ -172,7 +172,7 @@ export class E1000 implements Snapshottable<E1000State> {
     this.resetMac();
     // Powered on with a cable: the PHY negotiated before software looked [8254x SDM 8].
     this.phy.autonegDone = true;
-    if (options.port) this.connect(options.port);
+    if (options.port) this.attach(options.port, false);
     else this.updateLink(false);
   }
 
@@ -197,12 +197,16 @@ export class E1000 implements Snapshottable<E1000State> {
    * it, and the link comes up (autonegotiation completes at once, LSC is raised).
    */
   connect(port: EthernetPort): void {
+    this.attach(port, true);
+  }
+
+  private attach(port: EthernetPort, signal: boolean): void {
     this.port = port;
     port.onReceive((frame) => {
       if (this.port === port) this.receive(frame);
     });
     this.phy.autonegDone = true;
-    this.updateLink(true);
+    this.updateLink(signal);
   }
 
   /** Unplugs the wire: the link goes down (LSC) and frames are no longer sent or heard. */

@@ -90,6 +90,8 @@ export class E1000PciFunction implements PciFunction, Snapshottable<E1000PciStat
 
   configWrite(offset: number, size: AccessSize, value: number): void {
     this.config.configWrite(offset, size, value);
+    // PciConfigSpace signals decode changes for COMMAND's low byte only; INTX_DISABLE is bit 10.
+    if (offset <= PCI_CONFIG.COMMAND + 1 && offset + size > PCI_CONFIG.COMMAND + 1) this.updateIntx();
   }
 
   barAddress(index: number): number | undefined {
