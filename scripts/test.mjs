@@ -3,20 +3,23 @@
 // source changes), then prints one plain closing line summed from each package's vitest JSON
 // report: "tests: N passed, N failed, N skipped". Exits non-zero when any package failed.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
+const dirs = [
+  ...readdirSync(join(root, "packages")).map((d) => join(root, "packages", d)),
+  join(root, "examples"),
+];
+// Reports are turbo outputs: a cache hit restores them, a run rewrites them. Remove stale ones first
+// so the summary only counts this run's packages.
+for (const dir of dirs) rmSync(join(dir, ".vitest-report.json"), { force: true });
 const turbo = spawnSync(
   "pnpm",
   ["exec", "turbo", "run", "test", "--output-logs=new-only", "--continue", ...process.argv.slice(2)],
   { cwd: root, stdio: "inherit", env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" } },
 );
 
-const dirs = [
-  ...readdirSync(join(root, "packages")).map((d) => join(root, "packages", d)),
-  join(root, "examples"),
-];
 let passed = 0;
 let failed = 0;
 let skipped = 0;
