@@ -1,0 +1,1848 @@
+/**
+ * The i686 CPU core: register file, lazy flags, segmentation, paging with a software TLB,
+ * exception and interrupt delivery, and the run loop. Instruction semantics live in
+ * `instructions/`, dispatched through the table built from `opcodeTable.ts`.
+ *
+ * References: [SDM] Intel SDM Vol. 1-3A. Design follows v86 and Bochs: typed-array
+ * registers, lazily computed arithmetic flags, a TLB indexed by linear page number.
+ */
+import type { GuestMemory, InterruptController, Snapshottable, Vcpu, VcpuExit } from "@paravirt/vm-interfaces";
+import { CR0, CR4, EFER, EXC, FLAG, MSR, PFEC, PTE, SEG, SYS_DESC } from "./registers.ts";
+import { buildDispatch, LOCKABLE, type Handler } from "./opcodeTable.ts";
+import { descBase, descLimit } from "./descriptor.ts";
+
+/** A port-I/O bus as the CPU sees it (an `IoBus` fits). */
+export interface PortBus {
+  read(port: number, size: 1 | 2 | 4): number;
+  write(port: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/** Options for {@link X86Cpu}. */
+export interface X86CpuOptions {
+  /** Physical memory. Its `view()` is used to find contiguous RAM from address 0 for a fast path. */
+  readonly memory: GuestMemory;
+  /** Port I/O; without one, reads return all ones and writes are dropped. */
+  readonly io?: PortBus;
+  /** Polled between instructions while EFLAGS.IF=1. */
+  readonly interrupts?: InterruptController;
+  /** Bytes of RAM at physical 0 to use through `memory.view()` (default: probed). */
+  readonly ramSize?: number;
+}
+
+/** Segment register state: selector plus the descriptor cache. */
+export interface SegmentState {
+  readonly selector: number;
+  readonly base: number;
+  readonly limit: number;
+  /** Access rights: descriptor bits 40-47 in 0-7 and bits 52-55 (AVL, L, D/B, G) in 12-15. */
+  readonly attributes: number;
+}
+
+/** Saved CPU state ({@link X86Cpu.saveState}). */
+export interface X86CpuState {
+  readonly version: 1;
+  readonly regs: number[];
+  readonly eip: number;
+  readonly eflags: number;
+  readonly segs: SegmentState[];
+  readonly cr: number[];
+  readonly dr: number[];
+  readonly gdtr: [number, number];
+  readonly idtr: [number, number];
+  readonly ldtr: SegmentState;
+  readonly tr: SegmentState;
+  readonly efer: number;
+  readonly tsc: number;
+  readonly halted: boolean;
+  readonly fpu: { cw: number; sw: number; tw: number };
+  readonly msrs: [number, number, number][];
+  readonly instructionsRetired: number;
+}
+
+/** Prefix bytes. [SDM Vol.2 2.1.1] */
+const PREFIX = new Uint8Array(256);
+for (const p of [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]) PREFIX[p] = 1;
+
+/** Thrown internally to unwind an instruction that raised an exception. */
+const FAULT = { fault: true } as const;
+
+/** Parity flag lookup for the low byte of a result. [SDM Vol.1 3.4.3.1 PF] */
+const PARITY = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let b = i;
+  b ^= b >> 4;
+  b ^= b >> 2;
+  b ^= b >> 1;
+  PARITY[i] = (b & 1) === 0 ? FLAG.PF : 0;
+}
+
+/** Byte-register number (ModRM order AL,CL,DL,BL,AH,CH,DH,BH) to byte offset in the register file. */
+export const R8 = new Uint8Array([0, 4, 8, 12, 1, 5, 9, 13]);
+
+// TLB entry bits (our own encoding, low 12 bits of an entry; the frame is in bits 12-31).
+const T_V = 1; // valid
+const T_WS = 2; // writable at supervisor level (RW, or CR0.WP=0)
+const T_U = 4; // user accessible
+const T_WU = 8; // writable at user level
+const T_D = 16; // dirty already set
+const T_G = 32; // global
+const T_X = 64; // executable (not XD)
+
+const ACC_R = 0;
+const ACC_W = 1;
+const ACC_X = 2;
+
+const LAZY_ALL = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF | FLAG.OF;
+const LAZY_SZP = FLAG.PF | FLAG.ZF | FLAG.SF;
+
+/** Exit codes while running. */
+const EXIT_NONE = 0;
+const EXIT_HALT = 1;
+const EXIT_INTERCEPT = 2;
+const EXIT_TRIPLE = 3;
+const EXIT_STOP = 4;
+
+/**
+ * An i686-class CPU (integer ISA, protected mode, 2-level and PAE paging, rings 0-3).
+ *
+ * **Guest-visible behaviour:** guest errors become exceptions delivered through the IVT/IDT;
+ * a fault while delivering a double fault stops `run` with "triple-fault". Not modelled: task
+ * switches through task gates/TSS descriptors (raise #GP), virtual-8086 mode, SSE, the x87
+ * beyond control/status words.
+ */
+export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
+  // ---- register file
+  readonly regs = new Int32Array(8);
+  readonly r16 = new Uint16Array(this.regs.buffer);
+  readonly r8 = new Uint8Array(this.regs.buffer);
+  /** Instruction pointer (held signed; read `eipU`). */
+  eip = 0;
+  /** EFLAGS bits that are not lazy (see `lazy`). */
+  flags = FLAG.ONE;
+  /** Mask of arithmetic flags whose value must be computed from lz* fields. */
+  lazy = 0;
+  lzA = 0;
+  lzB = 0;
+  lzR = 0;
+  lzBits = 8;
+  lzSub = 0;
+
+  // ---- segments (ES CS SS DS FS GS)
+  readonly segSel = new Uint16Array(6);
+  readonly segBase = new Int32Array(6);
+  readonly segLimit = new Float64Array(6);
+  readonly segAttr = new Uint16Array(6);
+  /** 1 when the segment cannot be used (null selector in protected mode). */
+  readonly segBad = new Uint8Array(6);
+  /** 1 when writes fault (code or read-only data segment in protected mode). */
+  readonly segRO = new Uint8Array(6);
+  /** 1 for expand-down data segments (slow limit check). */
+  readonly segDown = new Uint8Array(6);
+  /** CS.D: default operand/address size (0/1). */
+  csDb = 0;
+  /** SS.B: 32-bit stack pointer (0/1). */
+  ssDb = 0;
+  cpl = 0;
+
+  // ---- system registers
+  cr0 = CR0.ET | CR0.CD | CR0.NW;
+  cr2 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  readonly dr = new Int32Array(8);
+  efer = 0;
+  gdtrBase = 0;
+  gdtrLimit = 0xffff;
+  idtrBase = 0;
+  idtrLimit = 0x3ff;
+  ldtrSel = 0;
+  ldtrBase = 0;
+  ldtrLimit = 0;
+  trSel = 0;
+  trBase = 0;
+  trLimit = 0;
+  trType: number = SYS_DESC.TSS32_BUSY;
+  tsc = 0;
+  readonly msrs = new Map<number, [number, number]>();
+  fpuCw = 0x37f;
+  fpuSw = 0;
+  fpuTw = 0xffff;
+
+  // ---- decoder state of the current instruction
+  os32 = 0;
+  as32 = 0;
+  segOv = -1;
+  rep = 0;
+  mrm = 0;
+  ea = 0;
+  eaSeg: number = SEG.DS;
+  instrStart = 0;
+  startEsp = 0;
+  prefixCount = 0;
+
+  // ---- memory
+  readonly mem: GuestMemory;
+  ram: Uint8Array;
+  ramSize: number;
+  readonly io: PortBus | undefined;
+  readonly pic: InterruptController | undefined;
+  paging = false;
+  pae = false;
+  readonly tlb = new Int32Array(1 << 20);
+  private readonly tlbList = new Int32Array(8192);
+  private tlbCount = 0;
+  private readonly need = new Int32Array(3);
+  private fetchTag = -1;
+  private fetchArr: Uint8Array;
+  private fetchDelta = 0;
+  private readonly romPage = new Uint8Array(4096);
+  private readonly scratch = new Uint8Array(8);
+
+  // ---- run state
+  halted = false;
+  private exit = EXIT_NONE;
+  private exitVector = 0;
+  private exitDetail = "";
+  private stopRequested = false;
+  /** Set while an STI/MOV SS shadow blocks interrupts for one instruction. */
+  private intShadow = false;
+  /** Instructions retired since creation (also the TSC's clock). */
+  count = 0;
+  private faultVec = -1;
+  private faultErr = -1;
+  /** `int n` vectors that stop `run` with "intercept" instead of going through the IDT/IVT. */
+  readonly intercepted = new Uint8Array(256);
+
+  private readonly dispatch: Handler[];
+
+  constructor(options: X86CpuOptions) {
+    this.mem = options.memory;
+    this.io = options.io;
+    this.pic = options.interrupts;
+    this.dispatch = buildDispatch();
+    const ram = findRam(options.memory, options.ramSize);
+    this.ram = ram;
+    this.ramSize = ram.length;
+    this.fetchArr = ram;
+    this.reset();
+  }
+
+  // ======================================================================== public API
+
+  /** Instructions retired since creation. */
+  get instructionsRetired(): number {
+    return this.count;
+  }
+
+  /** EIP as an unsigned number. */
+  get eipU(): number {
+    return this.eip >>> 0;
+  }
+
+  /** Power-on state: real mode at F000:FFF0 with CS base 0xFFFF0000. [SDM Vol.3A 9.1.1 Table 9-1] */
+  reset(): void {
+    this.regs.fill(0);
+    this.regs[2] = 0x0633; // EDX = family/model/stepping signature [SDM Vol.3A 9.1.4]
+    this.eip = 0xfff0;
+    this.flags = FLAG.ONE;
+    this.lazy = 0;
+    for (let s = 0; s < 6; s++) this.setSegRaw(s, 0, 0, 0xffff, 0x93);
+    this.setSegRaw(SEG.CS, 0xf000, 0xffff0000 | 0, 0xffff, 0x9b);
+    this.cr0 = CR0.ET | CR0.CD | CR0.NW;
+    this.cr2 = this.cr3 = this.cr4 = 0;
+    this.efer = 0;
+    this.dr.fill(0);
+    this.dr[6] = 0xffff0ff0 | 0;
+    this.dr[7] = 0x400;
+    this.gdtrBase = 0;
+    this.gdtrLimit = 0xffff;
+    this.idtrBase = 0;
+    this.idtrLimit = 0x3ff;
+    this.ldtrSel = this.ldtrBase = this.ldtrLimit = 0;
+    this.trSel = this.trBase = 0;
+    this.trLimit = 0xffff;
+    this.cpl = 0;
+    this.halted = false;
+    this.fpuCw = 0x37f;
+    this.fpuSw = 0;
+    this.fpuTw = 0xffff;
+    this.pagingChanged();
+  }
+
+  /** Makes `int vector` stop `run` with reason "intercept" (EIP already past the INT). */
+  interceptVector(vector: number, on = true): void {
+    this.intercepted[vector & 0xff] = on ? 1 : 0;
+  }
+
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Runs at most `budget` instructions. */
+  run(budget: number): VcpuExit {
+    this.stopRequested = false;
+    this.exit = EXIT_NONE;
+    let n = 0;
+    while (n < budget) {
+      if (this.halted) {
+        if ((this.flags & FLAG.IF) !== 0 && this.pic !== undefined && this.pic.hasPending()) {
+          this.halted = false;
+        } else {
+          return { reason: "halt", executed: n };
+        }
+      }
+      try {
+        n = this.loop(n, budget);
+      } catch (e) {
+        if (e !== FAULT) throw e;
+        n++;
+        this.count++;
+        this.handleFault();
+      }
+      if (this.exit !== EXIT_NONE || this.stopRequested) break;
+    }
+    const exit = this.exit;
+    this.exit = EXIT_NONE;
+    if (exit === EXIT_HALT) return { reason: "halt", executed: n };
+    if (exit === EXIT_INTERCEPT) return { reason: "intercept", vector: this.exitVector, executed: n };
+    if (exit === EXIT_TRIPLE) return { reason: "triple-fault", executed: n, detail: this.exitDetail };
+    if (this.stopRequested) return { reason: "stopped", executed: n };
+    return { reason: "budget", executed: n };
+  }
+
+  private loop(n: number, budget: number): number {
+    const pic = this.pic;
+    while (n < budget) {
+      if ((this.flags & FLAG.IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
+        const v = pic.acknowledge();
+        this.halted = false;
+        this.instrStart = this.eip;
+        this.startEsp = this.regs[4]!;
+        this.interrupt(v, false, -1, false);
+      }
+      this.intShadow = false;
+      const tf = this.flags & FLAG.TF;
+      this.instrStart = this.eip;
+      this.startEsp = this.regs[4]!;
+      this.os32 = this.csDb;
+      this.as32 = this.csDb;
+      this.segOv = -1;
+      this.rep = 0;
+      this.prefixCount = 0;
+      this.dispatch[this.fetch8() | (this.os32 << 8)]!(this);
+      n++;
+      this.count++;
+      if (tf !== 0) {
+        this.dr[6] |= 0x4000;
+        this.interrupt(EXC.DB, false, -1, false);
+      }
+      if (this.exit !== EXIT_NONE || this.stopRequested) break;
+    }
+    return n;
+  }
+
+  /** Dispatches the next opcode byte after a prefix. */
+  dispatchNext(): void {
+    if (++this.prefixCount >= 15) this.fault(EXC.GP, 0); // [SDM Vol.2 2.3.11] 15-byte limit
+    this.dispatch[this.fetch8() | (this.os32 << 8)]!(this);
+  }
+
+  /** LOCK: #UD unless the instruction accepts LOCK and has a memory destination. [SDM Vol.2 LOCK] */
+  lockPrefix(): void {
+    const save = this.eip;
+    let op = this.fetch8();
+    for (let n = 0; n < 14 && PREFIX[op] !== 0; n++) op = this.fetch8();
+    const idx = op === 0x0f ? 256 | this.fetch8() : op;
+    const m = this.fetch8();
+    this.eip = save;
+    if (LOCKABLE[idx] === 0 || m >= 0xc0) this.fault(EXC.UD, -1);
+    this.dispatchNext();
+  }
+
+  /** Blocks interrupts until after the next instruction (STI, MOV/POP SS). */
+  inhibitInterrupts(): void {
+    this.intShadow = true;
+  }
+
+  /** Time-stamp counter: one tick per retired instruction plus the WRMSR offset. */
+  readTsc(): number {
+    return this.tsc + this.count;
+  }
+
+  /** Dispatches a two-byte (0F xx) opcode. */
+  dispatch0F(): void {
+    this.dispatch[512 | this.fetch8() | (this.os32 << 8)]!(this);
+  }
+
+  // ======================================================================== exits
+
+  hlt(): void {
+    if (this.cpl !== 0) this.fault(EXC.GP, 0);
+    this.halted = true;
+    this.exit = EXIT_HALT;
+  }
+
+  // ======================================================================== flags
+
+  /** The full EFLAGS value. */
+  getFlags(): number {
+    const lazy = this.lazy;
+    if (lazy === 0) return this.flags;
+    return (this.flags & ~lazy) | (this.computeFlags() & lazy);
+  }
+
+  private computeFlags(): number {
+    const bits = this.lzBits;
+    const r = this.lzR;
+    const sh = bits - 1;
+    const mask = bits === 32 ? -1 : (1 << bits) - 1;
+    let f = PARITY[r & 0xff]!;
+    if ((r & mask) === 0) f |= FLAG.ZF;
+    f |= ((r >>> sh) & 1) << 7;
+    const lazy = this.lazy;
+    if ((lazy & (FLAG.CF | FLAG.OF | FLAG.AF)) !== 0) {
+      const a = this.lzA;
+      const b = this.lzB;
+      f |= (a ^ b ^ r) & FLAG.AF;
+      if (this.lzSub !== 0) {
+        f |= ((~a & b) | ((~a | b) & r)) >>> sh & 1;
+        f |= (((a ^ b) & (a ^ r)) >>> sh & 1) << 11;
+      } else {
+        f |= ((a & b) | ((a | b) & ~r)) >>> sh & 1;
+        f |= (((a ^ r) & (b ^ r)) >>> sh & 1) << 11;
+      }
+    }
+    return f;
+  }
+
+  /** Materializes the lazy flags into `flags`. */
+  settleFlags(): void {
+    if (this.lazy !== 0) {
+      this.flags = this.getFlags();
+      this.lazy = 0;
+    }
+  }
+
+  getCF(): number {
+    if ((this.lazy & FLAG.CF) === 0) return this.flags & 1;
+    const a = this.lzA;
+    const b = this.lzB;
+    const r = this.lzR;
+    const sh = this.lzBits - 1;
+    return this.lzSub !== 0 ? ((~a & b) | ((~a | b) & r)) >>> sh & 1 : ((a & b) | ((a | b) & ~r)) >>> sh & 1;
+  }
+
+  getZF(): boolean {
+    if ((this.lazy & FLAG.ZF) === 0) return (this.flags & FLAG.ZF) !== 0;
+    const bits = this.lzBits;
+    return (this.lzR & (bits === 32 ? -1 : (1 << bits) - 1)) === 0;
+  }
+
+  getSF(): boolean {
+    if ((this.lazy & FLAG.SF) === 0) return (this.flags & FLAG.SF) !== 0;
+    return ((this.lzR >>> (this.lzBits - 1)) & 1) !== 0;
+  }
+
+  getOF(): boolean {
+    if ((this.lazy & FLAG.OF) === 0) return (this.flags & FLAG.OF) !== 0;
+    return (this.computeFlags() & FLAG.OF) !== 0;
+  }
+
+  getPF(): boolean {
+    if ((this.lazy & FLAG.PF) === 0) return (this.flags & FLAG.PF) !== 0;
+    return PARITY[this.lzR & 0xff] !== 0;
+  }
+
+  /** Condition code `cc` (0-15, the low nibble of Jcc/SETcc/CMOVcc). [SDM Vol.2 Appendix B.1.4.7] */
+  cond(cc: number): boolean {
+    let r: boolean;
+    switch (cc >> 1) {
+      case 0: r = this.getOF(); break;
+      case 1: r = this.getCF() !== 0; break;
+      case 2: r = this.getZF(); break;
+      case 3: r = this.getCF() !== 0 || this.getZF(); break;
+      case 4: r = this.getSF(); break;
+      case 5: r = this.getPF(); break;
+      case 6: r = this.getSF() !== this.getOF(); break;
+      default: r = this.getZF() || this.getSF() !== this.getOF(); break;
+    }
+    return (cc & 1) !== 0 ? !r : r;
+  }
+
+  /** Records an add (`sub`=0) or subtract (`sub`=1) of width `bits` for lazy flags. */
+  setArith(a: number, b: number, r: number, bits: number, sub: number): void {
+    this.lzA = a;
+    this.lzB = b;
+    this.lzR = r;
+    this.lzBits = bits;
+    this.lzSub = sub;
+    this.lazy = LAZY_ALL;
+  }
+
+  /** Like setArith but CF keeps its value (INC/DEC). */
+  setArithKeepCF(a: number, b: number, r: number, bits: number, sub: number): void {
+    const cf = this.getCF();
+    this.flags = (this.flags & ~FLAG.CF) | cf;
+    this.lzA = a;
+    this.lzB = b;
+    this.lzR = r;
+    this.lzBits = bits;
+    this.lzSub = sub;
+    this.lazy = LAZY_ALL & ~FLAG.CF;
+  }
+
+  /** Logic result: CF=OF=AF=0, SF/ZF/PF from `r`. */
+  setLogic(r: number, bits: number): void {
+    this.flags &= ~(FLAG.CF | FLAG.OF | FLAG.AF | LAZY_SZP);
+    this.lzR = r;
+    this.lzBits = bits;
+    this.lazy = LAZY_SZP;
+  }
+
+  /** SF/ZF/PF from `r`, the other arithmetic flags set eagerly to `others` (CF/OF/AF bits). */
+  setSZP(r: number, bits: number, others: number): void {
+    this.flags = (this.flags & ~LAZY_ALL) | (others & (FLAG.CF | FLAG.OF | FLAG.AF));
+    this.lzR = r;
+    this.lzBits = bits;
+    this.lazy = LAZY_SZP;
+  }
+
+  /** Sets or clears one non-lazy flag bit after materializing. */
+  setFlagBit(bit: number, on: boolean): void {
+    this.settleFlags();
+    if (on) this.flags |= bit;
+    else this.flags &= ~bit;
+  }
+
+  /**
+   * Writes EFLAGS as POPF/IRET do, honouring which bits `mask` allows.
+   * [SDM Vol.2 POPF: IF only when CPL <= IOPL, IOPL only at CPL 0; VM never]
+   */
+  writeFlags(value: number, mask: number): void {
+    this.settleFlags();
+    // Bits that exist on an i686: CF PF AF ZF SF TF IF DF OF IOPL NT RF VM AC VIF VIP ID.
+    mask &= 0x3f7fd5;
+    this.flags = ((this.flags & ~mask) | (value & mask) | FLAG.ONE) & ~0x8028;
+  }
+
+  /** The write mask POPF uses at the current privilege. */
+  popfMask(os32: number): number {
+    let mask = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF | FLAG.TF | FLAG.DF | FLAG.OF | FLAG.NT;
+    if (os32 !== 0) mask |= FLAG.AC | FLAG.ID;
+    if ((this.cr0 & CR0.PE) === 0 || this.cpl === 0) mask |= FLAG.IOPL | FLAG.IF;
+    else if (this.cpl <= ((this.flags >> 12) & 3)) mask |= FLAG.IF;
+    return os32 !== 0 ? mask : mask & 0xffff;
+  }
+
+  // ======================================================================== fetch
+
+  fetch8(): number {
+    const eip = this.eip;
+    const lin = (this.segBase[1]! + eip) | 0;
+    if (lin >>> 12 !== this.fetchTag) this.refillFetch(lin);
+    this.eip = this.csDb !== 0 ? (eip + 1) | 0 : (eip + 1) & 0xffff;
+    return this.fetchArr[(lin + this.fetchDelta) >>> 0]!;
+  }
+
+  fetch16(): number {
+    const lo = this.fetch8();
+    return lo | (this.fetch8() << 8);
+  }
+
+  fetch32(): number {
+    const lo = this.fetch16();
+    return (lo | (this.fetch16() << 16)) | 0;
+  }
+
+  /** Signed 8-bit immediate. */
+  fetchS8(): number {
+    return (this.fetch8() << 24) >> 24;
+  }
+
+  private refillFetch(lin: number): void {
+    const phys = this.paging ? this.translate(lin, ACC_X) : lin;
+    const page = (phys & ~0xfff) >>> 0;
+    const linPage = (lin & ~0xfff) >>> 0;
+    if (page + 4096 <= this.ramSize) {
+      this.fetchArr = this.ram;
+      this.fetchDelta = page - linPage;
+    } else {
+      const v = this.mem.view?.(page, 4096, false);
+      if (v !== undefined) {
+        this.fetchArr = v;
+      } else {
+        const buf = this.romPage;
+        for (let i = 0; i < 4096; i++) buf[i] = this.physRead8(page + i);
+        this.fetchArr = buf;
+      }
+      this.fetchDelta = -linPage;
+    }
+    this.fetchTag = lin >>> 12;
+  }
+
+  // ======================================================================== physical memory
+
+  physRead8(p: number): number {
+    p >>>= 0;
+    if (p < this.ramSize) return this.ram[p]!;
+    try {
+      return this.mem.readU8(p);
+    } catch {
+      return 0xff;
+    }
+  }
+
+  physWrite8(p: number, v: number): void {
+    p >>>= 0;
+    if (p < this.ramSize) {
+      this.ram[p] = v;
+      return;
+    }
+    try {
+      this.mem.writeU8(p, v & 0xff);
+    } catch {
+      // Writes to unmapped or read-only physical memory are dropped.
+    }
+    if (p >>> 12 === ((this.fetchTag << 12) + this.fetchDelta) >>> 12) this.fetchTag = -1;
+  }
+
+  physRead32(p: number): number {
+    p >>>= 0;
+    if (p + 3 < this.ramSize) {
+      const r = this.ram;
+      return r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24);
+    }
+    return this.physRead8(p) | (this.physRead8(p + 1) << 8) | (this.physRead8(p + 2) << 16) | (this.physRead8(p + 3) << 24);
+  }
+
+  physWrite32(p: number, v: number): void {
+    this.physWrite8(p, v);
+    this.physWrite8(p + 1, v >>> 8);
+    this.physWrite8(p + 2, v >>> 16);
+    this.physWrite8(p + 3, v >>> 24);
+  }
+
+  // ======================================================================== paging
+
+  /** Recomputes paging mode and flushes the TLB after CR0/CR4/EFER changes. */
+  pagingChanged(): void {
+    this.paging = (this.cr0 & CR0.PG) !== 0 && (this.cr0 & CR0.PE) !== 0;
+    this.pae = (this.cr4 & CR4.PAE) !== 0;
+    this.flushTlb(true);
+    this.updateNeed();
+  }
+
+  /** Recomputes TLB permission masks for the current CPL. */
+  updateNeed(): void {
+    const user = this.cpl === 3;
+    this.need[ACC_R] = user ? T_V | T_U : T_V;
+    this.need[ACC_W] = user ? T_V | T_U | T_WU | T_D : T_V | T_WS | T_D;
+    this.need[ACC_X] = user ? T_V | T_U | T_X : T_V | T_X;
+  }
+
+  /** Drops TLB entries: all, or (all=false) those not global. */
+  flushTlb(all: boolean): void {
+    const keepGlobal = !all && (this.cr4 & CR4.PGE) !== 0;
+    if (this.tlbCount >= this.tlbList.length) {
+      if (keepGlobal) {
+        const t = this.tlb;
+        for (let i = 0; i < t.length; i++) if ((t[i]! & T_G) === 0) t[i] = 0;
+      } else {
+        this.tlb.fill(0);
+      }
+      this.tlbCount = 0;
+    } else {
+      let kept = 0;
+      for (let i = 0; i < this.tlbCount; i++) {
+        const vpn = this.tlbList[i]!;
+        if (keepGlobal && (this.tlb[vpn]! & T_G) !== 0) this.tlbList[kept++] = vpn;
+        else this.tlb[vpn] = 0;
+      }
+      this.tlbCount = kept;
+    }
+    this.fetchTag = -1;
+  }
+
+  /** INVLPG. */
+  invlpg(lin: number): void {
+    this.tlb[lin >>> 12] = 0;
+    this.fetchTag = -1;
+  }
+
+  /** Linear to physical for access kind `acc`, through the TLB. Faults #PF. */
+  translate(lin: number, acc: number): number {
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.need[acc]!;
+    if ((e & need) === need) return ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+    return this.walk(lin, acc, this.cpl === 3);
+  }
+
+  /** A supervisor-level (implicit, e.g. descriptor table) translation. */
+  private translateSys(lin: number, write: boolean): number {
+    if (!this.paging) return lin >>> 0;
+    const e = this.tlb[lin >>> 12]!;
+    const need = write ? T_V | T_WS | T_D : T_V;
+    if ((e & need) === need) return ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+    return this.walk(lin, write ? ACC_W : ACC_R, false);
+  }
+
+  /** Page walk [SDM Vol.3A 4.3 (32-bit), 4.4 (PAE)]; sets A/D, fills the TLB or raises #PF. */
+  private walk(lin: number, acc: number, user: boolean): number {
+    const write = acc === ACC_W;
+    const wp = (this.cr0 & CR0.WP) !== 0;
+    const nxe = (this.efer & EFER.NXE) !== 0;
+    let err = (write ? PFEC.W : 0) | (user ? PFEC.U : 0) | (acc === ACC_X && nxe && this.pae ? PFEC.I : 0);
+    let frame: number;
+    let rw: boolean;
+    let us: boolean;
+    let xd = false;
+    let global: boolean;
+    let dirty: boolean;
+    let pteAddr: number;
+    let pte: number;
+    if (!this.pae) {
+      const pdeAddr = ((this.cr3 & ~0xfff) + ((lin >>> 22) << 2)) >>> 0;
+      const pde = this.physRead32(pdeAddr);
+      if ((pde & PTE.P) === 0) return this.pageFault(lin, err);
+      if ((pde & PTE.PS) !== 0 && (this.cr4 & CR4.PSE) !== 0) {
+        rw = (pde & PTE.RW) !== 0;
+        us = (pde & PTE.US) !== 0;
+        frame = ((pde & 0xffc00000) | (lin & 0x3ff000)) >>> 0;
+        pteAddr = pdeAddr;
+        pte = pde;
+        global = (pde & PTE.G) !== 0;
+      } else {
+        if ((pde & PTE.A) === 0) this.physWrite32(pdeAddr, pde | PTE.A);
+        pteAddr = ((pde & ~0xfff) + (((lin >>> 12) & 0x3ff) << 2)) >>> 0;
+        pte = this.physRead32(pteAddr);
+        if ((pte & PTE.P) === 0) return this.pageFault(lin, err);
+        rw = (pde & pte & PTE.RW) !== 0;
+        us = (pde & pte & PTE.US) !== 0;
+        frame = (pte & ~0xfff) >>> 0;
+        global = (pte & PTE.G) !== 0;
+      }
+    } else {
+      const pdpteAddr = ((this.cr3 & ~0x1f) + ((lin >>> 30) << 3)) >>> 0;
+      const pdpte = this.physRead32(pdpteAddr);
+      if ((pdpte & PTE.P) === 0) return this.pageFault(lin, err);
+      const pdeAddr = ((pdpte & ~0xfff) + (((lin >>> 21) & 0x1ff) << 3)) >>> 0;
+      const pde = this.physRead32(pdeAddr);
+      const pdeHi = this.physRead32(pdeAddr + 4);
+      if ((pde & PTE.P) === 0) return this.pageFault(lin, err);
+      if (nxe && (pdeHi & PTE.XD_HI) !== 0) xd = true;
+      if ((pde & PTE.PS) !== 0) {
+        rw = (pde & PTE.RW) !== 0;
+        us = (pde & PTE.US) !== 0;
+        frame = ((pde & 0xffe00000) | (lin & 0x1ff000)) >>> 0;
+        pteAddr = pdeAddr;
+        pte = pde;
+        global = (pde & PTE.G) !== 0;
+      } else {
+        if ((pde & PTE.A) === 0) this.physWrite32(pdeAddr, pde | PTE.A);
+        pteAddr = ((pde & ~0xfff) + (((lin >>> 12) & 0x1ff) << 3)) >>> 0;
+        pte = this.physRead32(pteAddr);
+        const pteHi = this.physRead32(pteAddr + 4);
+        if ((pte & PTE.P) === 0) return this.pageFault(lin, err);
+        if (nxe && (pteHi & PTE.XD_HI) !== 0) xd = true;
+        rw = (pde & pte & PTE.RW) !== 0;
+        us = (pde & pte & PTE.US) !== 0;
+        frame = (pte & ~0xfff) >>> 0;
+        global = (pte & PTE.G) !== 0;
+      }
+    }
+    err |= PFEC.P;
+    if (user && !us) return this.pageFault(lin, err);
+    if (write && !rw && (user || wp)) return this.pageFault(lin, err);
+    if (acc === ACC_X && xd) return this.pageFault(lin, err);
+    let newPte = pte | PTE.A;
+    if (write) newPte |= PTE.D;
+    if (newPte !== pte) this.physWrite32(pteAddr, newPte);
+    dirty = (newPte & PTE.D) !== 0;
+    let e = frame | T_V;
+    if (rw || !wp) e |= T_WS;
+    if (us) e |= T_U;
+    if (us && rw) e |= T_WU;
+    if (dirty) e |= T_D;
+    if (global && (this.cr4 & CR4.PGE) !== 0) e |= T_G;
+    if (!xd) e |= T_X;
+    const vpn = lin >>> 12;
+    if (this.tlb[vpn] === 0 && this.tlbCount < this.tlbList.length) this.tlbList[this.tlbCount++] = vpn;
+    else if (this.tlb[vpn] === 0) this.tlbCount = this.tlbList.length;
+    this.tlb[vpn] = e;
+    return ((frame | (lin & 0xfff)) >>> 0);
+  }
+
+  private pageFault(lin: number, err: number): never {
+    this.cr2 = lin | 0;
+    return this.fault(EXC.PF, err);
+  }
+
+  // ======================================================================== linear memory
+
+  readLin8(lin: number): number {
+    const p = this.paging ? this.translate(lin, ACC_R) : lin >>> 0;
+    if (p < this.ramSize) return this.ram[p]!;
+    return this.physRead8(p);
+  }
+
+  readLin16(lin: number): number {
+    if ((lin & 0xfff) === 0xfff) return this.readLin8(lin) | (this.readLin8(lin + 1) << 8);
+    const p = this.paging ? this.translate(lin, ACC_R) : lin >>> 0;
+    if (p + 1 < this.ramSize) return this.ram[p]! | (this.ram[p + 1]! << 8);
+    return this.physRead8(p) | (this.physRead8(p + 1) << 8);
+  }
+
+  readLin32(lin: number): number {
+    if ((lin & 0xfff) > 0xffc) return this.readLin16(lin) | (this.readLin16(lin + 2) << 16);
+    const p = this.paging ? this.translate(lin, ACC_R) : lin >>> 0;
+    if (p + 3 < this.ramSize) {
+      const r = this.ram;
+      return r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24);
+    }
+    return this.physRead32(p);
+  }
+
+  writeLin8(lin: number, v: number): void {
+    const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
+    if (p < this.ramSize) {
+      this.ram[p] = v;
+      if (p >>> 12 === this.fetchPhysPage()) this.fetchTag = -1;
+      return;
+    }
+    this.physWrite8(p, v);
+  }
+
+  private fetchPhysPage(): number {
+    return this.fetchArr === this.ram ? (((this.fetchTag << 12) + this.fetchDelta) >>> 12) : -2;
+  }
+
+  writeLin16(lin: number, v: number): void {
+    if ((lin & 0xfff) === 0xfff) {
+      if (this.paging) this.translate(lin + 1, ACC_W); // both pages checked before any write
+      this.writeLin8(lin, v);
+      this.writeLin8(lin + 1, v >>> 8);
+      return;
+    }
+    const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
+    if (p + 1 < this.ramSize) {
+      this.ram[p] = v;
+      this.ram[p + 1] = v >>> 8;
+      return;
+    }
+    this.physWrite8(p, v);
+    this.physWrite8(p + 1, v >>> 8);
+  }
+
+  writeLin32(lin: number, v: number): void {
+    if ((lin & 0xfff) > 0xffc) {
+      if (this.paging) this.translate(lin + 3, ACC_W);
+      this.writeLin16(lin, v);
+      this.writeLin16(lin + 2, v >>> 16);
+      return;
+    }
+    const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
+    if (p + 3 < this.ramSize) {
+      const r = this.ram;
+      r[p] = v;
+      r[p + 1] = v >>> 8;
+      r[p + 2] = v >>> 16;
+      r[p + 3] = v >>> 24;
+      return;
+    }
+    this.physWrite32(p, v);
+  }
+
+  /** Supervisor-privileged reads/writes (descriptor tables, TSS, IDT). */
+  readSys32(lin: number): number {
+    const p = this.translateSys(lin, false);
+    if ((lin & 0xfff) > 0xffc) return this.readSys16(lin) | (this.readSys16(lin + 2) << 16);
+    return this.physRead32(p);
+  }
+
+  readSys16(lin: number): number {
+    return this.physRead8(this.translateSys(lin, false)) | (this.physRead8(this.translateSys(lin + 1, false)) << 8);
+  }
+
+  writeSys32(lin: number, v: number): void {
+    for (let i = 0; i < 4; i++) this.physWrite8(this.translateSys(lin + i, true), v >>> (8 * i));
+  }
+
+  writeSys16(lin: number, v: number): void {
+    this.physWrite8(this.translateSys(lin, true), v);
+    this.physWrite8(this.translateSys(lin + 1, true), v >>> 8);
+  }
+
+  // ======================================================================== segmented memory
+
+  /** Raises #GP(0), or #SS(0) for the stack segment. */
+  private segFault(seg: number): never {
+    return this.fault(seg === SEG.SS ? EXC.SS : EXC.GP, 0);
+  }
+
+  /** Linear address of `off` in `seg` for an access of `size` bytes, with limit checks. */
+  segAddr(seg: number, off: number, size: number): number {
+    if (this.segDown[seg] !== 0 || this.segBad[seg] !== 0) return this.segAddrSlow(seg, off, size);
+    if ((off >>> 0) + size - 1 > this.segLimit[seg]!) this.segFault(seg);
+    return (this.segBase[seg]! + off) | 0;
+  }
+
+  private segAddrSlow(seg: number, off: number, size: number): number {
+    if (this.segBad[seg] !== 0) this.segFault(seg);
+    const o = off >>> 0;
+    const upper = (this.segAttr[seg]! & 0x4000) !== 0 ? 0xffffffff : 0xffff;
+    if (o <= this.segLimit[seg]! || o + size - 1 > upper) this.segFault(seg);
+    return (this.segBase[seg]! + off) | 0;
+  }
+
+  /** Linear address without checks (INVLPG). */
+  segAddrNoCheck(seg: number, off: number): number {
+    return (this.segBase[seg]! + off) | 0;
+  }
+
+  segWriteAddr(seg: number, off: number, size: number): number {
+    if (this.segRO[seg] !== 0) this.segFault(seg);
+    return this.segAddr(seg, off, size);
+  }
+
+  read8(seg: number, off: number): number {
+    return this.readLin8(this.segAddr(seg, off, 1));
+  }
+  read16(seg: number, off: number): number {
+    return this.readLin16(this.segAddr(seg, off, 2));
+  }
+  read32(seg: number, off: number): number {
+    return this.readLin32(this.segAddr(seg, off, 4));
+  }
+  write8(seg: number, off: number, v: number): void {
+    this.writeLin8(this.segWriteAddr(seg, off, 1), v);
+  }
+  write16(seg: number, off: number, v: number): void {
+    this.writeLin16(this.segWriteAddr(seg, off, 2), v);
+  }
+  write32(seg: number, off: number, v: number): void {
+    this.writeLin32(this.segWriteAddr(seg, off, 4), v);
+  }
+
+  /** Checks that a write of `size` at seg:off would not fault (for instructions that must be atomic). */
+  probeWrite(seg: number, off: number, size: number): void {
+    const lin = this.segWriteAddr(seg, off, size);
+    if (this.paging) {
+      this.translate(lin, ACC_W);
+      this.translate(lin + size - 1, ACC_W);
+    }
+  }
+
+  // ======================================================================== ModRM
+
+  /** Reads a ModRM byte and, for memory forms, computes `ea`/`eaSeg`. [SDM Vol.2 2.1.5] */
+  modrm(): void {
+    const m = this.fetch8();
+    this.mrm = m;
+    if (m < 0xc0) {
+      if (this.as32 !== 0) this.ea32(m);
+      else this.ea16(m);
+    }
+  }
+
+  private ea16(m: number): void {
+    const r = this.r16;
+    const mod = m >> 6;
+    let seg: number = SEG.DS;
+    let ea: number;
+    switch (m & 7) {
+      case 0: ea = r[6]! + r[12]!; break; // bx+si
+      case 1: ea = r[6]! + r[14]!; break; // bx+di
+      case 2: ea = r[10]! + r[12]!; seg = SEG.SS; break; // bp+si
+      case 3: ea = r[10]! + r[14]!; seg = SEG.SS; break; // bp+di
+      case 4: ea = r[12]!; break;
+      case 5: ea = r[14]!; break;
+      case 6:
+        if (mod === 0) {
+          ea = this.fetch16();
+        } else {
+          ea = r[10]!;
+          seg = SEG.SS;
+        }
+        break;
+      default: ea = r[6]!; break;
+    }
+    if (mod === 1) ea += this.fetchS8();
+    else if (mod === 2) ea += this.fetch16();
+    this.ea = ea & 0xffff;
+    this.eaSeg = this.segOv >= 0 ? this.segOv : seg;
+  }
+
+  private ea32(m: number): void {
+    const regs = this.regs;
+    const mod = m >> 6;
+    const rm = m & 7;
+    let seg: number = SEG.DS;
+    let ea: number;
+    if (rm === 4) {
+      const sib = this.fetch8();
+      const base = sib & 7;
+      const index = (sib >> 3) & 7;
+      if (base === 5 && mod === 0) {
+        ea = this.fetch32();
+      } else {
+        ea = regs[base]!;
+        if (base === 4 || base === 5) seg = SEG.SS;
+      }
+      if (index !== 4) ea = (ea + (regs[index]! << (sib >> 6))) | 0;
+    } else if (rm === 5 && mod === 0) {
+      ea = this.fetch32();
+    } else {
+      ea = regs[rm]!;
+      if (rm === 5) seg = SEG.SS;
+    }
+    if (mod === 1) ea = (ea + this.fetchS8()) | 0;
+    else if (mod === 2) ea = (ea + this.fetch32()) | 0;
+    this.ea = ea;
+    this.eaSeg = this.segOv >= 0 ? this.segOv : seg;
+  }
+
+  /** The reg field of the current ModRM. */
+  get reg(): number {
+    return (this.mrm >> 3) & 7;
+  }
+
+  getReg8(n: number): number {
+    return this.r8[R8[n]!]!;
+  }
+  setReg8(n: number, v: number): void {
+    this.r8[R8[n]!] = v;
+  }
+
+  readE8(): number {
+    const m = this.mrm;
+    return m >= 0xc0 ? this.r8[R8[m & 7]!]! : this.read8(this.eaSeg, this.ea);
+  }
+  readE16(): number {
+    const m = this.mrm;
+    return m >= 0xc0 ? this.r16[(m & 7) << 1]! : this.read16(this.eaSeg, this.ea);
+  }
+  readE32(): number {
+    const m = this.mrm;
+    return m >= 0xc0 ? this.regs[m & 7]! : this.read32(this.eaSeg, this.ea);
+  }
+  writeE8(v: number): void {
+    const m = this.mrm;
+    if (m >= 0xc0) this.r8[R8[m & 7]!] = v;
+    else this.write8(this.eaSeg, this.ea, v);
+  }
+  writeE16(v: number): void {
+    const m = this.mrm;
+    if (m >= 0xc0) this.r16[(m & 7) << 1] = v;
+    else this.write16(this.eaSeg, this.ea, v);
+  }
+  writeE32(v: number): void {
+    const m = this.mrm;
+    if (m >= 0xc0) this.regs[m & 7] = v;
+    else this.write32(this.eaSeg, this.ea, v);
+  }
+  /** For read-modify-write forms: checks writability before the read, remembers the address. */
+  rmwLin = 0;
+  readE8W(): number {
+    const m = this.mrm;
+    if (m >= 0xc0) return this.r8[R8[m & 7]!]!;
+    return this.readLin8((this.rmwLin = this.segWriteAddr(this.eaSeg, this.ea, 1)));
+  }
+  readE16W(): number {
+    const m = this.mrm;
+    if (m >= 0xc0) return this.r16[(m & 7) << 1]!;
+    return this.readLin16((this.rmwLin = this.segWriteAddr(this.eaSeg, this.ea, 2)));
+  }
+  readE32W(): number {
+    const m = this.mrm;
+    if (m >= 0xc0) return this.regs[m & 7]!;
+    return this.readLin32((this.rmwLin = this.segWriteAddr(this.eaSeg, this.ea, 4)));
+  }
+  /** Writes back after readE*W. */
+  writeE8R(v: number): void {
+    const m = this.mrm;
+    if (m >= 0xc0) this.r8[R8[m & 7]!] = v;
+    else this.writeLin8(this.rmwLin, v);
+  }
+  writeE16R(v: number): void {
+    const m = this.mrm;
+    if (m >= 0xc0) this.r16[(m & 7) << 1] = v;
+    else this.writeLin16(this.rmwLin, v);
+  }
+  writeE32R(v: number): void {
+    const m = this.mrm;
+    if (m >= 0xc0) this.regs[m & 7] = v;
+    else this.writeLin32(this.rmwLin, v);
+  }
+
+  /** Data segment for string-source/moffs/xlat accesses (DS or the override). */
+  get dataSeg(): number {
+    return this.segOv >= 0 ? this.segOv : SEG.DS;
+  }
+
+  /** Raises #UD unless the ModRM is a memory form. */
+  requireMem(): void {
+    if (this.mrm >= 0xc0) this.fault(EXC.UD, -1);
+  }
+
+  // ======================================================================== stack
+
+  get sp(): number {
+    return this.ssDb !== 0 ? this.regs[4]! : this.r16[8]!;
+  }
+  set sp(v: number) {
+    if (this.ssDb !== 0) this.regs[4] = v;
+    else this.r16[8] = v;
+  }
+
+  push16(v: number): void {
+    const sp = (this.sp - 2) | 0;
+    const off = this.ssDb !== 0 ? sp : sp & 0xffff;
+    this.write16(SEG.SS, off, v);
+    this.sp = off;
+  }
+  push32(v: number): void {
+    const sp = (this.sp - 4) | 0;
+    const off = this.ssDb !== 0 ? sp : sp & 0xffff;
+    this.write32(SEG.SS, off, v);
+    this.sp = off;
+  }
+  pushOs(v: number): void {
+    if (this.os32 !== 0) this.push32(v);
+    else this.push16(v);
+  }
+  pop16(): number {
+    const sp = this.sp;
+    const v = this.read16(SEG.SS, sp);
+    this.sp = this.ssDb !== 0 ? (sp + 2) | 0 : (sp + 2) & 0xffff;
+    return v;
+  }
+  pop32(): number {
+    const sp = this.sp;
+    const v = this.read32(SEG.SS, sp);
+    this.sp = this.ssDb !== 0 ? (sp + 4) | 0 : (sp + 4) & 0xffff;
+    return v;
+  }
+  popOs(): number {
+    return this.os32 !== 0 ? this.pop32() : this.pop16();
+  }
+  /** Reads the stack at sp + `delta` without popping. */
+  peek16(delta: number): number {
+    const off = this.ssDb !== 0 ? (this.sp + delta) | 0 : (this.sp + delta) & 0xffff;
+    return this.read16(SEG.SS, off);
+  }
+  peek32(delta: number): number {
+    const off = this.ssDb !== 0 ? (this.sp + delta) | 0 : (this.sp + delta) & 0xffff;
+    return this.read32(SEG.SS, off);
+  }
+
+  // ======================================================================== control transfer
+
+  /** Near jump within CS, with the CS limit check. */
+  jump(target: number): void {
+    if (this.os32 === 0) target &= 0xffff;
+    if ((target >>> 0) > this.segLimit[SEG.CS]!) this.fault(EXC.GP, 0);
+    this.eip = target | 0;
+  }
+
+  get protectedMode(): boolean {
+    return (this.cr0 & CR0.PE) !== 0;
+  }
+
+  get v86(): boolean {
+    return (this.flags & FLAG.VM) !== 0;
+  }
+
+  // ======================================================================== exceptions
+
+  /** Raises exception `vec` with error code `err` (-1: none). Never returns. */
+  fault(vec: number, err: number): never {
+    this.faultVec = vec;
+    this.faultErr = err;
+    throw FAULT;
+  }
+
+  private handleFault(): void {
+    const vec = this.faultVec;
+    const err = this.faultErr;
+    this.eip = this.instrStart;
+    this.regs[4] = this.startEsp;
+    this.exception(vec, err);
+  }
+
+  /** Delivers an exception, escalating to #DF and triple fault. [SDM Vol.3A 6.15 Table 6-5] */
+  /** The vector of the last exception delivered (diagnostics). */
+  lastException = -1;
+
+  private exception(vec: number, err: number): void {
+    if (this.lastException < 0) this.lastException = vec;
+    for (let depth = 0; depth < 8; depth++) {
+      try {
+        this.interrupt(vec, false, err, true);
+        return;
+      } catch (e) {
+        if (e !== FAULT) throw e;
+      }
+      const second = this.faultVec;
+      const secondErr = this.faultErr;
+      this.eip = this.instrStart;
+      this.regs[4] = this.startEsp;
+      if (vec === EXC.DF) break;
+      const contributory = (v: number) => v === 0 || (v >= 10 && v <= 13);
+      if ((contributory(vec) && contributory(second)) || (vec === EXC.PF && (contributory(second) || second === EXC.PF))) {
+        vec = EXC.DF;
+        err = 0;
+      } else {
+        vec = second;
+        err = secondErr;
+      }
+    }
+    this.exit = EXIT_TRIPLE;
+    this.exitDetail = `triple fault: #${this.faultVec} while delivering a double fault`;
+  }
+
+  /**
+   * Software `int n` (INT3/INTO pass `soft`=true with their vector). Honours the intercept
+   * table, then delivers through the IVT/IDT. Faults during delivery propagate.
+   */
+  softInt(vec: number): void {
+    if (this.intercepted[vec] !== 0) {
+      this.exit = EXIT_INTERCEPT;
+      this.exitVector = vec;
+      return;
+    }
+    this.interrupt(vec, true, -1, false);
+  }
+
+  /**
+   * Delivers vector `vec` through the IVT (real mode) or IDT. `soft`: INT n/INT3/INTO (gate DPL
+   * checked). `err` >= 0 is pushed as an error code in protected mode.
+   * [SDM Vol.3A 6.12, 20.1.4 (real-mode interrupts)]
+   */
+  interrupt(vec: number, soft: boolean, err: number, _isException: boolean): void {
+    const flags = this.getFlags();
+    if (!this.protectedMode) {
+      if (vec * 4 + 3 > this.idtrLimit) this.fault(EXC.GP, 0);
+      const off = this.readLin16(this.idtrBase + vec * 4);
+      const sel = this.readLin16(this.idtrBase + vec * 4 + 2);
+      this.push16(flags);
+      this.push16(this.segSel[SEG.CS]!);
+      this.push16(this.eip);
+      this.flags = flags & ~(FLAG.IF | FLAG.TF | FLAG.AC | FLAG.RF);
+      this.lazy = 0;
+      this.loadSegReal(SEG.CS, sel);
+      this.eip = off;
+      this.halted = false;
+      return;
+    }
+    // Protected mode: read the gate. [SDM Vol.3A 6.10-6.12]
+    const extErr = soft ? 0 : 1;
+    if (vec * 8 + 7 > this.idtrLimit) this.fault(EXC.GP, vec * 8 + 2 + extErr);
+    const gLo = this.readSys32(this.idtrBase + vec * 8);
+    const gHi = this.readSys32(this.idtrBase + vec * 8 + 4);
+    const type = (gHi >> 8) & 0x1f;
+    const gdpl = (gHi >> 13) & 3;
+    if (type !== SYS_DESC.INT_GATE32 && type !== SYS_DESC.TRAP_GATE32 && type !== SYS_DESC.INT_GATE16 && type !== SYS_DESC.TRAP_GATE16) {
+      // Task gates are not modelled.
+      this.fault(EXC.GP, vec * 8 + 2 + extErr);
+    }
+    if (soft && gdpl < this.cpl) this.fault(EXC.GP, vec * 8 + 2);
+    if ((gHi & 0x8000) === 0) this.fault(EXC.NP, vec * 8 + 2 + extErr);
+    const gate32 = (type & 8) !== 0;
+    const sel = gLo >>> 16;
+    const offset = gate32 ? (gLo & 0xffff) | (gHi & 0xffff0000) : gLo & 0xffff;
+    if ((sel & ~3) === 0) this.fault(EXC.GP, extErr);
+    this.readDescriptor(sel, extErr);
+    const dLo = this.dLo;
+    const dHi = this.dHi;
+    const dType = (dHi >> 8) & 0x1f;
+    const ddpl = (dHi >> 13) & 3;
+    if ((dType & 0x18) !== 0x18 || ddpl > this.cpl) this.fault(EXC.GP, (sel & ~3) + extErr);
+    if ((dHi & 0x8000) === 0) this.fault(EXC.NP, (sel & ~3) + extErr);
+    const conforming = (dType & 4) !== 0;
+    const oldCs = this.segSel[SEG.CS]!;
+    const oldEip = this.eip;
+    const oldSs = this.segSel[SEG.SS]!;
+    const oldEsp = this.regs[4]!;
+    if (!conforming && ddpl < this.cpl) {
+      // Inner privilege: stack from the TSS. [SDM Vol.3A 6.12.1]
+      const newCpl = ddpl;
+      const { ss, esp } = this.tssStack(newCpl, extErr);
+      this.readDescriptor(ss, extErr);
+      const sLo = this.dLo;
+      const sHi = this.dHi;
+      const sType = (sHi >> 8) & 0x1f;
+      if ((ss & 3) !== newCpl || ((sHi >> 13) & 3) !== newCpl || (sType & 0x1a) !== 0x12) this.fault(EXC.TS, (ss & ~3) + extErr);
+      if ((sHi & 0x8000) === 0) this.fault(EXC.SS, (ss & ~3) + extErr);
+      const ssBase = descBase(sLo, sHi);
+      const ssB = (sHi >> 22) & 1;
+      let sp = esp;
+      const mask = ssB !== 0 ? -1 : 0xffff;
+      const n = gate32 ? 4 : 2;
+      const words = [oldSs, oldEsp, flags, oldCs, oldEip];
+      if (err >= 0) words.push(err);
+      for (const w of words) {
+        sp = (sp - n) & mask;
+        if (gate32) this.writeSys32(ssBase + sp, w);
+        else this.writeSys16(ssBase + sp, w);
+      }
+      this.setSegFromDesc(SEG.SS, (ss & ~3) | newCpl, sLo, sHi);
+      this.setCpl(newCpl);
+      if (ssB !== 0) this.regs[4] = sp;
+      else this.r16[8] = sp;
+    } else {
+      if (!conforming && ddpl !== this.cpl) this.fault(EXC.GP, (sel & ~3) + extErr);
+      if (gate32) {
+        this.push32(flags);
+        this.push32(oldCs);
+        this.push32(oldEip);
+        if (err >= 0) this.push32(err);
+      } else {
+        this.push16(flags);
+        this.push16(oldCs);
+        this.push16(oldEip);
+        if (err >= 0) this.push16(err);
+      }
+    }
+    this.setSegFromDesc(SEG.CS, (sel & ~3) | this.cpl, dLo, dHi);
+    this.eip = gate32 ? offset : offset & 0xffff;
+    let nf = flags & ~(FLAG.TF | FLAG.NT | FLAG.VM | FLAG.RF);
+    if ((type & 1) === 0) nf &= ~FLAG.IF; // interrupt gate
+    this.flags = nf;
+    this.lazy = 0;
+    this.halted = false;
+  }
+
+  /** SS:ESP for privilege level `pl` from the current TSS. [SDM Vol.3A 7.2.1 Figure 7-2] */
+  private tssStack(pl: number, ext: number): { ss: number; esp: number } {
+    if ((this.trType & 8) !== 0) {
+      const off = 4 + pl * 8;
+      if (off + 5 > this.trLimit) this.fault(EXC.TS, (this.trSel & ~3) + ext);
+      return { esp: this.readSys32(this.trBase + off), ss: this.readSys16(this.trBase + off + 4) };
+    }
+    const off = 2 + pl * 4;
+    if (off + 3 > this.trLimit) this.fault(EXC.TS, (this.trSel & ~3) + ext);
+    return { esp: this.readSys16(this.trBase + off), ss: this.readSys16(this.trBase + off + 2) };
+  }
+
+  setCpl(cpl: number): void {
+    this.cpl = cpl;
+    this.updateNeed();
+  }
+
+  // ======================================================================== descriptors & segments
+
+  dLo = 0;
+  dHi = 0;
+
+  /** Reads the descriptor for `sel` into dLo/dHi; #GP(sel) when outside the table. */
+  readDescriptor(sel: number, ext = 0): void {
+    const idx = sel & ~7;
+    let base: number;
+    let limit: number;
+    if ((sel & 4) !== 0) {
+      base = this.ldtrBase;
+      limit = this.ldtrLimit;
+      if ((this.ldtrSel & ~3) === 0) this.fault(EXC.GP, (sel & ~3) + ext);
+    } else {
+      base = this.gdtrBase;
+      limit = this.gdtrLimit;
+    }
+    if (idx + 7 > limit) this.fault(EXC.GP, (sel & ~3) + ext);
+    this.dLo = this.readSys32(base + idx);
+    this.dHi = this.readSys32(base + idx + 4);
+  }
+
+  /** Sets the accessed bit of the descriptor last read for `sel`. */
+  private setAccessed(sel: number): void {
+    if ((this.dHi & 0x100) !== 0) return;
+    this.dHi |= 0x100;
+    const base = (sel & 4) !== 0 ? this.ldtrBase : this.gdtrBase;
+    this.writeSys32(base + (sel & ~7) + 4, this.dHi);
+  }
+
+  /** Loads a segment register cache directly (for embedders and state restore). */
+  setSegRaw(seg: number, sel: number, base: number, limit: number, attr: number): void {
+    this.segSel[seg] = sel;
+    this.segBase[seg] = base | 0;
+    this.segLimit[seg] = limit >>> 0;
+    this.segAttr[seg] = attr;
+    const present = (attr & 0x80) !== 0;
+    const isCode = (attr & 0x18) === 0x18;
+    this.segBad[seg] = present ? 0 : 1;
+    this.segRO[seg] = this.protectedMode && !this.v86 && (isCode || (attr & 2) === 0) ? 1 : 0;
+    this.segDown[seg] = !isCode && (attr & 0x14) === 0x14 ? 1 : 0;
+    if (seg === SEG.CS) {
+      this.csDb = (attr >> 14) & 1;
+    } else if (seg === SEG.SS) {
+      this.ssDb = (attr >> 14) & 1;
+    }
+  }
+
+  private setSegFromDesc(seg: number, sel: number, lo: number, hi: number): void {
+    this.setSegRaw(seg, sel, descBase(lo, hi), descLimit(lo, hi), ((hi >> 8) & 0xff) | ((hi >> 8) & 0xf000));
+  }
+
+  /** Real-mode (and v86) segment load: base = sel << 4, cache attributes kept. */
+  loadSegReal(seg: number, sel: number): void {
+    this.segSel[seg] = sel;
+    this.segBase[seg] = sel << 4;
+    this.segBad[seg] = 0;
+    if (seg === SEG.CS) this.fetchTag = -1;
+  }
+
+  /**
+   * MOV/POP/LDS-style load of a data or stack segment register with protected-mode checks.
+   * [SDM Vol.2 MOV "Operation" for segment registers]
+   */
+  loadSeg(seg: number, sel: number): void {
+    sel &= 0xffff;
+    if (!this.protectedMode || this.v86) {
+      this.loadSegReal(seg, sel);
+      return;
+    }
+    if ((sel & ~3) === 0) {
+      if (seg === SEG.SS) this.fault(EXC.GP, 0);
+      this.segSel[seg] = sel;
+      this.segBad[seg] = 1;
+      return;
+    }
+    this.readDescriptor(sel);
+    const hi = this.dHi;
+    const type = (hi >> 8) & 0x1f;
+    const dpl = (hi >> 13) & 3;
+    const rpl = sel & 3;
+    if (seg === SEG.SS) {
+      if (rpl !== this.cpl || dpl !== this.cpl || (type & 0x1a) !== 0x12) this.fault(EXC.GP, sel & ~3);
+      if ((hi & 0x8000) === 0) this.fault(EXC.SS, sel & ~3);
+    } else {
+      if ((type & 0x10) === 0 || (type & 0x1a) === 0x18) this.fault(EXC.GP, sel & ~3); // system or execute-only
+      const conformingCode = (type & 0x1c) === 0x1c;
+      if (!conformingCode && (dpl < this.cpl || dpl < rpl)) this.fault(EXC.GP, sel & ~3);
+      if ((hi & 0x8000) === 0) this.fault(EXC.NP, sel & ~3);
+    }
+    this.setAccessed(sel);
+    this.setSegFromDesc(seg, sel, this.dLo, this.dHi);
+  }
+
+  /**
+   * Far JMP/CALL to sel:off. [SDM Vol.2 JMP/CALL far; Vol.3A 5.8 call gates]
+   */
+  farTransfer(sel: number, off: number, call: boolean): void {
+    sel &= 0xffff;
+    const os32 = this.os32;
+    if (!this.protectedMode || this.v86) {
+      if (call) {
+        const retCs = this.segSel[SEG.CS]!;
+        const retIp = this.eip;
+        if (os32 !== 0) {
+          this.probeStack(8);
+          this.push32(retCs);
+          this.push32(retIp);
+        } else {
+          this.probeStack(4);
+          this.push16(retCs);
+          this.push16(retIp);
+        }
+      }
+      this.loadSegReal(SEG.CS, sel);
+      this.eip = os32 !== 0 ? off | 0 : off & 0xffff;
+      return;
+    }
+    if ((sel & ~3) === 0) this.fault(EXC.GP, 0);
+    this.readDescriptor(sel);
+    let lo = this.dLo;
+    let hi = this.dHi;
+    const type = (hi >> 8) & 0x1f;
+    const dpl = (hi >> 13) & 3;
+    const rpl = sel & 3;
+    if ((type & 0x18) === 0x18) {
+      // Code segment.
+      if ((type & 4) !== 0) {
+        if (dpl > this.cpl) this.fault(EXC.GP, sel & ~3);
+      } else if (rpl > this.cpl || dpl !== this.cpl) {
+        this.fault(EXC.GP, sel & ~3);
+      }
+      if ((hi & 0x8000) === 0) this.fault(EXC.NP, sel & ~3);
+      const target = os32 !== 0 ? off | 0 : off & 0xffff;
+      if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
+      if (call) {
+        const retCs = this.segSel[SEG.CS]!;
+        const retIp = this.eip;
+        this.probeStack(os32 !== 0 ? 8 : 4);
+        this.pushOs(retCs);
+        this.pushOs(retIp);
+      }
+      this.setAccessed(sel);
+      this.setSegFromDesc(SEG.CS, (sel & ~3) | this.cpl, lo, hi);
+      this.eip = target;
+      this.fetchTag = -1;
+      return;
+    }
+    if (type === SYS_DESC.CALL_GATE16 || type === SYS_DESC.CALL_GATE32) {
+      if (dpl < this.cpl || dpl < rpl) this.fault(EXC.GP, sel & ~3);
+      if ((hi & 0x8000) === 0) this.fault(EXC.NP, sel & ~3);
+      const gate32 = type === SYS_DESC.CALL_GATE32;
+      const csSel = lo >>> 16;
+      const gOff = gate32 ? (lo & 0xffff) | (hi & 0xffff0000) : lo & 0xffff;
+      const params = hi & 0x1f;
+      if ((csSel & ~3) === 0) this.fault(EXC.GP, 0);
+      this.readDescriptor(csSel);
+      lo = this.dLo;
+      hi = this.dHi;
+      const ctype = (hi >> 8) & 0x1f;
+      const cdpl = (hi >> 13) & 3;
+      if ((ctype & 0x18) !== 0x18 || cdpl > this.cpl) this.fault(EXC.GP, csSel & ~3);
+      if ((hi & 0x8000) === 0) this.fault(EXC.NP, csSel & ~3);
+      if ((gOff >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
+      if (!call) {
+        if ((ctype & 4) === 0 && cdpl !== this.cpl) this.fault(EXC.GP, csSel & ~3);
+        this.setSegFromDesc(SEG.CS, (csSel & ~3) | this.cpl, lo, hi);
+        this.eip = gOff;
+        return;
+      }
+      const retCs = this.segSel[SEG.CS]!;
+      const retIp = this.eip;
+      if ((ctype & 4) === 0 && cdpl < this.cpl) {
+        // Call to an inner privilege level: new stack from the TSS, copy parameters. [SDM Vol.3A 5.8.5]
+        const { ss, esp } = this.tssStack(cdpl, 0);
+        const n = gate32 ? 4 : 2;
+        const oldSs = this.segSel[SEG.SS]!;
+        const oldEsp = this.regs[4]!;
+        const paramVals: number[] = [];
+        for (let i = params - 1; i >= 0; i--) paramVals.push(gate32 ? this.peek32(i * 4) : this.peek16(i * 2));
+        const cLo = lo;
+        const cHi = hi;
+        this.readDescriptor(ss);
+        const sLo = this.dLo;
+        const sHi = this.dHi;
+        if ((ss & 3) !== cdpl || ((sHi >> 13) & 3) !== cdpl || (((sHi >> 8) & 0x1a) !== 0x12)) this.fault(EXC.TS, ss & ~3);
+        if ((sHi & 0x8000) === 0) this.fault(EXC.SS, ss & ~3);
+        const ssBase = descBase(sLo, sHi);
+        const mask = (sHi & (1 << 22)) !== 0 ? -1 : 0xffff;
+        let sp = esp;
+        const words = [oldSs, oldEsp, ...paramVals, retCs, retIp];
+        for (const w of words) {
+          sp = (sp - n) & mask;
+          if (gate32) this.writeSys32(ssBase + sp, w);
+          else this.writeSys16(ssBase + sp, w);
+        }
+        this.setSegFromDesc(SEG.SS, ss, sLo, sHi);
+        this.setCpl(cdpl);
+        if (mask === -1) this.regs[4] = sp;
+        else this.r16[8] = sp;
+        this.setSegFromDesc(SEG.CS, (csSel & ~3) | cdpl, cLo, cHi);
+      } else {
+        this.probeStack(gate32 ? 8 : 4);
+        if (gate32) {
+          this.push32(retCs);
+          this.push32(retIp);
+        } else {
+          this.push16(retCs);
+          this.push16(retIp);
+        }
+        this.setSegFromDesc(SEG.CS, (csSel & ~3) | this.cpl, lo, hi);
+      }
+      this.eip = gOff;
+      this.fetchTag = -1;
+      return;
+    }
+    // Task gates and TSS descriptors (task switches) are not modelled.
+    this.fault(EXC.GP, sel & ~3);
+  }
+
+  /** Checks that `bytes` can be pushed without faulting. */
+  probeStack(bytes: number): void {
+    const sp = this.sp;
+    if (this.ssDb === 0 && sp < bytes) {
+      // A 16-bit stack pointer wraps: the pushes land at [0, sp) and [sp - bytes + 64K, 64K).
+      if (sp > 0) this.probeWrite(SEG.SS, 0, sp);
+      this.probeWrite(SEG.SS, (sp - bytes) & 0xffff, bytes - sp);
+      return;
+    }
+    const low = this.ssDb !== 0 ? (sp - bytes) | 0 : (sp - bytes) & 0xffff;
+    this.probeWrite(SEG.SS, low, bytes);
+  }
+
+  /**
+   * RETF / IRET. `iret`: pops EFLAGS too. `imm`: bytes to release after CS:EIP.
+   * [SDM Vol.2 RET (far), IRET "Operation"]
+   */
+  farReturn(iret: boolean, imm: number): void {
+    const os32 = this.os32;
+    const n = os32 !== 0 ? 4 : 2;
+    if (!this.protectedMode) {
+      const ip = os32 !== 0 ? this.peek32(0) : this.peek16(0);
+      const cs = os32 !== 0 ? this.peek32(4) & 0xffff : this.peek16(2);
+      let fl = 0;
+      if (iret) fl = os32 !== 0 ? this.peek32(8) : this.peek16(4);
+      const sp = this.sp;
+      const mask = this.ssDb !== 0 ? -1 : 0xffff;
+      this.sp = (sp + n * (iret ? 3 : 2) + imm) & mask;
+      this.loadSegReal(SEG.CS, cs);
+      this.eip = os32 !== 0 ? ip : ip & 0xffff;
+      if (iret) this.writeFlags(fl, os32 !== 0 ? 0x3f7fd5 & ~(FLAG.VM | FLAG.VIF | FLAG.VIP) : 0x7fd5);
+      return;
+    }
+    if (iret && (this.flags & FLAG.NT) !== 0) this.fault(EXC.GP, this.trSel & ~3); // task return: not modelled
+    const ip = os32 !== 0 ? this.peek32(0) : this.peek16(0);
+    const cs = (os32 !== 0 ? this.peek32(n) : this.peek16(n)) & 0xffff;
+    let fl = 0;
+    if (iret) fl = os32 !== 0 ? this.peek32(8) : this.peek16(4);
+    if (iret && (fl & FLAG.VM) !== 0 && this.cpl === 0) this.fault(EXC.GP, 0); // v86 not modelled
+    if ((cs & ~3) === 0) this.fault(EXC.GP, 0);
+    this.readDescriptor(cs);
+    const lo = this.dLo;
+    const hi = this.dHi;
+    const type = (hi >> 8) & 0x1f;
+    const dpl = (hi >> 13) & 3;
+    const rpl = cs & 3;
+    if ((type & 0x18) !== 0x18 || rpl < this.cpl) this.fault(EXC.GP, cs & ~3);
+    if ((type & 4) !== 0 ? dpl > rpl : dpl !== rpl) this.fault(EXC.GP, cs & ~3);
+    if ((hi & 0x8000) === 0) this.fault(EXC.NP, cs & ~3);
+    const target = os32 !== 0 ? ip : ip & 0xffff;
+    const frame = n * (iret ? 3 : 2);
+    const oldCpl = this.cpl;
+    if (rpl === this.cpl) {
+      if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
+      const mask = this.ssDb !== 0 ? -1 : 0xffff;
+      this.sp = (this.sp + frame + imm) & mask;
+      this.setSegFromDesc(SEG.CS, cs, lo, hi);
+      this.eip = target;
+    } else {
+      // Return to an outer privilege level: pop SS:ESP as well.
+      const newEsp = os32 !== 0 ? this.peek32(frame + imm) : this.peek16(frame + imm);
+      const newSs = (os32 !== 0 ? this.peek32(frame + imm + n) : this.peek16(frame + imm + n)) & 0xffff;
+      if ((newSs & ~3) === 0) this.fault(EXC.GP, 0);
+      this.readDescriptor(newSs);
+      const sLo = this.dLo;
+      const sHi = this.dHi;
+      if ((newSs & 3) !== rpl || ((sHi >> 13) & 3) !== rpl || ((sHi >> 8) & 0x1a) !== 0x12) this.fault(EXC.GP, newSs & ~3);
+      if ((sHi & 0x8000) === 0) this.fault(EXC.SS, newSs & ~3);
+      if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
+      this.setSegFromDesc(SEG.CS, cs, lo, hi);
+      this.setSegFromDesc(SEG.SS, newSs, sLo, sHi);
+      if (this.ssDb !== 0) this.regs[4] = (newEsp + imm) | 0;
+      else this.r16[8] = newEsp + imm;
+      this.eip = target;
+      this.setCpl(rpl);
+      // Data segments not accessible at the new CPL become null. [SDM Vol.2 RET]
+      for (const s of [SEG.ES, SEG.DS, SEG.FS, SEG.GS]) {
+        const a = this.segAttr[s]!;
+        const conformingCode = (a & 0x1c) === 0x1c;
+        if (!conformingCode && ((a >> 5) & 3) < rpl && this.segBad[s] === 0) {
+          this.segSel[s] = 0;
+          this.segBad[s] = 1;
+        }
+      }
+    }
+    if (iret) {
+      let mask = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF | FLAG.TF | FLAG.DF | FLAG.OF | FLAG.NT;
+      if (os32 !== 0) mask |= FLAG.RF | FLAG.AC | FLAG.ID;
+      if (oldCpl === 0) mask |= FLAG.IOPL | (os32 !== 0 ? FLAG.VIF | FLAG.VIP : 0);
+      if (oldCpl <= ((this.flags >> 12) & 3)) mask |= FLAG.IF;
+      this.writeFlags(fl, mask);
+    }
+    this.fetchTag = -1;
+  }
+
+  // ======================================================================== system registers
+
+  /** MOV to CR0. [SDM Vol.3A 2.5] */
+  setCr0(v: number): void {
+    v |= CR0.ET;
+    if ((v & CR0.PG) !== 0 && (v & CR0.PE) === 0) this.fault(EXC.GP, 0);
+    const old = this.cr0;
+    this.cr0 = v;
+    if (((old ^ v) & (CR0.PG | CR0.PE | CR0.WP)) !== 0) {
+      this.pagingChanged();
+      // Writability rules of cached segments depend on PE.
+      if (((old ^ v) & CR0.PE) !== 0) {
+        for (let s = 0; s < 6; s++) this.setSegRaw(s, this.segSel[s]!, this.segBase[s]!, this.segLimit[s]!, this.segAttr[s]!);
+      }
+    }
+  }
+
+  setCr3(v: number): void {
+    this.cr3 = v;
+    this.flushTlb(false);
+  }
+
+  setCr4(v: number): void {
+    const old = this.cr4;
+    this.cr4 = v & 0x7ff;
+    if (((old ^ v) & (CR4.PAE | CR4.PGE | CR4.PSE)) !== 0) this.pagingChanged();
+  }
+
+  /** I/O permission check [SDM Vol.1 18.5.2]: CPL <= IOPL, else the TSS I/O bitmap. */
+  checkIo(port: number, size: number): void {
+    if (!this.protectedMode) return;
+    if (!this.v86 && this.cpl <= ((this.flags >> 12) & 3)) return;
+    if ((this.trType & 8) === 0 || this.trLimit < 0x67) this.fault(EXC.GP, 0);
+    const mapBase = this.readSys16(this.trBase + 0x66);
+    const byteOff = mapBase + (port >> 3);
+    if (byteOff + 1 > this.trLimit) this.fault(EXC.GP, 0);
+    const bits = this.readSys16(this.trBase + byteOff);
+    if (((bits >> (port & 7)) & ((1 << size) - 1)) !== 0) this.fault(EXC.GP, 0);
+  }
+
+  portIn(port: number, size: 1 | 2 | 4): number {
+    this.checkIo(port, size);
+    const io = this.io;
+    if (io === undefined) return size === 4 ? -1 : (1 << (size * 8)) - 1;
+    return io.read(port & 0xffff, size);
+  }
+
+  portOut(port: number, size: 1 | 2 | 4, v: number): void {
+    this.checkIo(port, size);
+    const mask = size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+    this.io?.write(port & 0xffff, size, (v & mask) >>> 0);
+  }
+
+  /** RDMSR value as [lo, hi]. [SDM Vol.4] Unknown MSRs raise #GP(0). */
+  readMsr(index: number): [number, number] {
+    index >>>= 0;
+    switch (index) {
+      case MSR.TSC:
+        {
+        const t = this.readTsc();
+        return [t % 2 ** 32 | 0, Math.floor(t / 2 ** 32) | 0];
+      }
+      case MSR.EFER:
+        return [this.efer, 0];
+      case MSR.APIC_BASE:
+      case MSR.SYSENTER_CS:
+      case MSR.SYSENTER_ESP:
+      case MSR.SYSENTER_EIP:
+      case MSR.MISC_ENABLE:
+      case MSR.PAT: {
+        const v = this.msrs.get(index);
+        if (v !== undefined) return [v[0], v[1]];
+        if (index === MSR.PAT) return [0x00070406, 0x00070406];
+        if (index === MSR.APIC_BASE) return [0xfee00900 | 0, 0];
+        return [0, 0];
+      }
+      default:
+        return this.fault(EXC.GP, 0);
+    }
+  }
+
+  writeMsr(index: number, lo: number, hi: number): void {
+    index >>>= 0;
+    switch (index) {
+      case MSR.TSC:
+        this.tsc = (hi >>> 0) * 2 ** 32 + (lo >>> 0) - this.count;
+        return;
+      case MSR.EFER:
+        if ((lo & ~(EFER.NXE | EFER.SCE)) !== 0 || hi !== 0) this.fault(EXC.GP, 0);
+        this.efer = lo;
+        this.flushTlb(true);
+        return;
+      case MSR.APIC_BASE:
+      case MSR.SYSENTER_CS:
+      case MSR.SYSENTER_ESP:
+      case MSR.SYSENTER_EIP:
+      case MSR.MISC_ENABLE:
+      case MSR.PAT:
+        this.msrs.set(index, [lo | 0, hi | 0]);
+        return;
+      default:
+        this.fault(EXC.GP, 0);
+    }
+  }
+
+  // ======================================================================== state
+
+  private segState(s: number): SegmentState {
+    return { selector: this.segSel[s]!, base: this.segBase[s]! >>> 0, limit: this.segLimit[s]!, attributes: this.segBad[s] ? this.segAttr[s]! & ~0x80 : this.segAttr[s]! };
+  }
+
+  /** A segment register's current state. */
+  getSegment(seg: number): SegmentState {
+    return this.segState(seg);
+  }
+
+  /** Loads a segment register cache without checks (embedders building an initial state). */
+  setSegment(seg: number, s: SegmentState): void {
+    this.setSegRaw(seg, s.selector, s.base, s.limit, s.attributes);
+    if (seg === SEG.CS) {
+      this.setCpl(this.protectedMode ? s.selector & 3 : 0);
+      this.fetchTag = -1;
+    }
+  }
+
+  saveState(): X86CpuState {
+    return {
+      version: 1,
+      regs: Array.from(this.regs, (v) => v >>> 0),
+      eip: this.eip >>> 0,
+      eflags: this.getFlags() >>> 0,
+      segs: [0, 1, 2, 3, 4, 5].map((s) => this.segState(s)),
+      cr: [this.cr0 >>> 0, 0, this.cr2 >>> 0, this.cr3 >>> 0, this.cr4 >>> 0],
+      dr: Array.from(this.dr, (v) => v >>> 0),
+      gdtr: [this.gdtrBase >>> 0, this.gdtrLimit],
+      idtr: [this.idtrBase >>> 0, this.idtrLimit],
+      ldtr: { selector: this.ldtrSel, base: this.ldtrBase >>> 0, limit: this.ldtrLimit, attributes: 0x82 },
+      tr: { selector: this.trSel, base: this.trBase >>> 0, limit: this.trLimit, attributes: 0x80 | this.trType },
+      efer: this.efer,
+      tsc: this.tsc,
+      halted: this.halted,
+      fpu: { cw: this.fpuCw, sw: this.fpuSw, tw: this.fpuTw },
+      msrs: [...this.msrs].map(([k, v]) => [k, v[0] >>> 0, v[1] >>> 0]),
+      instructionsRetired: this.count,
+    };
+  }
+
+  restoreState(s: X86CpuState): void {
+    if (s === null || typeof s !== "object" || s.version !== 1 || s.regs?.length !== 8 || s.segs?.length !== 6 || s.cr?.length !== 5) {
+      throw new TypeError("X86Cpu.restoreState: malformed state");
+    }
+    for (let i = 0; i < 8; i++) this.regs[i] = s.regs[i]!;
+    this.cr0 = s.cr[0]! | 0;
+    this.cr2 = s.cr[2]! | 0;
+    this.cr3 = s.cr[3]! | 0;
+    this.cr4 = s.cr[4]! | 0;
+    this.efer = s.efer;
+    this.eip = s.eip | 0;
+    this.flags = (s.eflags | FLAG.ONE) | 0;
+    this.lazy = 0;
+    for (let i = 0; i < 6; i++) this.setSegRaw(i, s.segs[i]!.selector, s.segs[i]!.base, s.segs[i]!.limit, s.segs[i]!.attributes);
+    for (let i = 0; i < 8; i++) this.dr[i] = s.dr[i]!;
+    this.gdtrBase = s.gdtr[0] | 0;
+    this.gdtrLimit = s.gdtr[1];
+    this.idtrBase = s.idtr[0] | 0;
+    this.idtrLimit = s.idtr[1];
+    this.ldtrSel = s.ldtr.selector;
+    this.ldtrBase = s.ldtr.base | 0;
+    this.ldtrLimit = s.ldtr.limit;
+    this.trSel = s.tr.selector;
+    this.trBase = s.tr.base | 0;
+    this.trLimit = s.tr.limit;
+    this.trType = s.tr.attributes & 0xf;
+    this.tsc = s.tsc;
+    this.halted = s.halted;
+    this.fpuCw = s.fpu.cw;
+    this.fpuSw = s.fpu.sw;
+    this.fpuTw = s.fpu.tw;
+    this.msrs.clear();
+    for (const [k, lo, hi] of s.msrs) this.msrs.set(k, [lo | 0, hi | 0]);
+    this.count = s.instructionsRetired;
+    this.cpl = this.protectedMode ? this.segSel[SEG.CS]! & 3 : 0;
+    this.pagingChanged();
+  }
+}
+
+/** The contiguous RAM from physical 0 through `view()`, found by bisection when not given. */
+function findRam(memory: GuestMemory, size: number | undefined): Uint8Array {
+  const view = memory.view?.bind(memory);
+  if (view === undefined) return new Uint8Array(0);
+  if (size !== undefined) return view(0, size, true) ?? new Uint8Array(0);
+  if (view(0, 4096, true) === undefined) return new Uint8Array(0);
+  let lo = 1; // pages known good
+  let hi = 1 << 20; // pages known bad (4 GiB)
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (view(0, mid * 4096, true) !== undefined) lo = mid;
+    else hi = mid;
+  }
+  return view(0, lo * 4096, true)!;
+}
