@@ -267,6 +267,15 @@ export class BackRing extends RingEnd {
   }
 
   /**
+   * Asks the front end to notify once it has published request `index` (free-running), e.g.
+   * the rest of a packet seen only in part. Sets `req_event = index + 1`, following ring.h's
+   * `req_event` semantics: notify when req_prod passes `req_event - 1`.
+   */
+  requestEventAt(index: number): void {
+    this.setU32(SRING.REQ_EVENT, (index + 1) >>> 0);
+  }
+
+  /**
    * `RING_FINAL_CHECK_FOR_REQUESTS`: when nothing is waiting, sets `req_event` so the front
    * end notifies on its next request, then checks again. Returns whether requests are waiting.
    */

@@ -1,0 +1,410 @@
+/**
+ * The netif back end for one vif [io/netif.h; behaviour as Linux's xen-netback]: advertises
+ * its features in xenstore, connects when the front end is Initialised, then
+ * - TX (guest → dom0): per event, one bounded pass over the TX ring; each packet is
+ *   validated ({@link takePacket}), copied out of the granted pages with one GNTTABOP_copy,
+ *   answered slot by slot (NETIF_RSP_OKAY / ERROR / NULL for extra slots), and handed to
+ *   whoever listens on the vif (a bridge);
+ * - RX (dom0 → guest): frames sent to the vif are queued and copied by grant copy into the
+ *   buffers the front end posted on the RX ring, one response per buffer.
+ * A front end that publishes a bogus req_prod is disconnected; anything else it writes only
+ * costs it its own packets.
+ */
+import {
+  BackRing, NETIF_RSP, NETIF_RX_ENTRY_SIZE, NETIF_TX_ENTRY_SIZE, NETRXF, NETTXF, XENBUS_STATE,
+  decodeNetifRxRequest, encodeNetifRxResponse, encodeNetifTxResponse, parseXenbusState, xenbusStateName,
+} from "@paravirt/device-channel";
+import {
+  GNTST, PAGE_SIZE, xsReadOptional, type DomId, type GrantCopyOp, type GrantMapping, type NetDevice, type Page,
+  type Port, type XenServices,
+} from "@paravirt/vm-interfaces";
+import { peekPacketSlots, takePacket } from "./txPacket.ts";
+
+export interface NetbackOptions {
+  xen: XenServices;
+  frontendDomid: DomId;
+  /** The vif's handle (devid): the N of `device/vif/N`. */
+  handle: number;
+  /** xenstore directory of this back end; default `backend/vif/<frontendDomid>/<handle>` under our home. */
+  backendPath?: string;
+  /** Frames queued for a guest with no RX buffers posted before new ones are dropped. Default 256. */
+  rxQueueLimit?: number;
+  log?: (line: string) => void;
+}
+
+export interface NetbackStats {
+  txPackets: number;
+  txBytes: number;
+  txSlots: number;
+  txErrors: number;
+  rxPackets: number;
+  rxBytes: number;
+  rxDropped: number;
+  events: number;
+}
+
+/** The MAC Linux gives the dom0 side of every vif (never used on the wire). */
+const VIF_MAC = Uint8Array.of(0xfe, 0xff, 0xff, 0xff, 0xff, 0xff);
+
+export class Netback {
+  readonly stats: NetbackStats = { txPackets: 0, txBytes: 0, txSlots: 0, txErrors: 0, rxPackets: 0, rxBytes: 0, rxDropped: 0, events: 0 };
+  /** The domain's side of the vif: send() delivers to the guest, onReceive hears what it transmits. */
+  readonly vif: NetDevice;
+  readonly backendPath: string;
+  private readonly xen: XenServices;
+  private readonly frontendDomid: DomId;
+  private readonly handle: number;
+  private readonly rxQueueLimit: number;
+  private readonly log: (line: string) => void;
+  private frontendPath = "";
+  private tx: BackRing | undefined;
+  private rx: BackRing | undefined;
+  private maps: GrantMapping[] = [];
+  private ports: Port[] = [];
+  private unsubscribe: (() => void)[] = [];
+  private unwatch: (() => Promise<void>) | undefined;
+  private pool: Page[] = [];
+  private readonly rxQueue: Uint8Array[] = [];
+  private receiver: ((frame: Uint8Array) => void) | undefined;
+  private linkHandler: ((up: boolean) => void) | undefined;
+  private connected = false;
+  private rxNotify = false;
+
+  constructor(options: NetbackOptions) {
+    this.xen = options.xen;
+    this.frontendDomid = options.frontendDomid;
+    this.handle = options.handle;
+    this.backendPath = options.backendPath ?? `backend/vif/${options.frontendDomid}/${options.handle}`;
+    this.rxQueueLimit = options.rxQueueLimit ?? 256;
+    this.log = options.log ?? (() => {});
+    const self = this;
+    this.vif = {
+      mac: VIF_MAC,
+      mtu: 1500,
+      get linkUp() {
+        return self.connected;
+      },
+      send: (frame) => this.deliver(frame),
+      onReceive: (h) => {
+        this.receiver = h;
+      },
+      onLinkChange: (h) => {
+        this.linkHandler = h;
+      },
+    };
+  }
+
+  /** Whether the channel to the front end is connected. */
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /**
+   * Advertises features, moves to InitWait and follows the front end's state from then on.
+   * The toolstack must already have written `frontend` (and the front end's `backend`) links.
+   */
+  async start(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const p = this.backendPath;
+    this.frontendPath = (await xsReadOptional(xs, `${p}/frontend`)) ?? `/local/domain/${this.frontendDomid}/device/vif/${this.handle}`;
+    await xs.write(`${p}/feature-sg`, "1");
+    await xs.write(`${p}/feature-gso-tcpv4`, "1");
+    await xs.write(`${p}/feature-gso-tcpv6`, "1");
+    await xs.write(`${p}/feature-rx-copy`, "1");
+    await xs.write(`${p}/feature-rx-flip`, "0");
+    await xs.write(`${p}/feature-split-event-channels`, "1");
+    await xs.write(`${p}/multi-queue-max-queues`, "1");
+    await xs.write(`${p}/state`, String(XENBUS_STATE.InitWait));
+    this.unwatch = await xs.watch(`${this.frontendPath}/state`, () => void this.frontendChanged());
+  }
+
+  private async frontendChanged(): Promise<void> {
+    const state = parseXenbusState(await xsReadOptional(this.xen.xenstore, `${this.frontendPath}/state`));
+    switch (state) {
+      case XENBUS_STATE.Initialised:
+      case XENBUS_STATE.Connected:
+        if (!this.connected) await this.connect();
+        break;
+      case XENBUS_STATE.Closing:
+        this.disconnect();
+        await this.setState(XENBUS_STATE.Closing);
+        break;
+      case XENBUS_STATE.Closed:
+      case XENBUS_STATE.Unknown:
+        if (this.connected) this.disconnect();
+        await this.setState(XENBUS_STATE.Closed);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async setState(state: number): Promise<void> {
+    await this.xen.xenstore.write(`${this.backendPath}/state`, String(state));
+  }
+
+  private async connect(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const f = this.frontendPath;
+    const num = async (key: string): Promise<number | undefined> => {
+      const v = await xsReadOptional(xs, `${f}/${key}`);
+      return v !== undefined && /^\d+$/.test(v.trim()) ? Number(v.trim()) : undefined;
+    };
+    const txRef = await num("tx-ring-ref");
+    const rxRef = await num("rx-ring-ref");
+    const evtTx = (await num("event-channel-tx")) ?? (await num("event-channel"));
+    const evtRx = (await num("event-channel-rx")) ?? evtTx;
+    const rxCopy = await num("request-rx-copy");
+    if (txRef === undefined || rxRef === undefined || evtTx === undefined || evtRx === undefined) {
+      return this.fail("front end did not publish tx-ring-ref, rx-ring-ref and event-channel");
+    }
+    if (rxCopy !== 1) return this.fail("front end does not request-rx-copy (page flipping is not supported)");
+    this.rxNotify = (await num("feature-rx-notify")) === 1;
+    try {
+      const txMap = this.xen.gnttab.map(this.frontendDomid, txRef, true);
+      this.maps.push(txMap);
+      const rxMap = this.xen.gnttab.map(this.frontendDomid, rxRef, true);
+      this.maps.push(rxMap);
+      this.tx = BackRing.attach(txMap.bytes, NETIF_TX_ENTRY_SIZE);
+      this.rx = BackRing.attach(rxMap.bytes, NETIF_RX_ENTRY_SIZE);
+      const pTx = this.xen.evtchn.bindInterdomain(this.frontendDomid, evtTx);
+      this.ports.push(pTx);
+      this.unsubscribe.push(this.xen.evtchn.onEvent(pTx, () => this.onEvent()));
+      if (evtRx !== evtTx) {
+        const pRx = this.xen.evtchn.bindInterdomain(this.frontendDomid, evtRx);
+        this.ports.push(pRx);
+        this.unsubscribe.push(this.xen.evtchn.onEvent(pRx, () => this.onEvent()));
+      }
+      while (this.pool.length < 18) this.pool.push(this.xen.pages.allocPage());
+    } catch (e) {
+      this.disconnect();
+      return this.fail(`cannot connect: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.connected = true;
+    await this.setState(XENBUS_STATE.Connected);
+    this.log(`vif${this.frontendDomid}.${this.handle}: connected (rx-notify ${this.rxNotify ? "on" : "off"})`);
+    this.linkHandler?.(true);
+    this.onEvent();
+  }
+
+  private async fail(why: string): Promise<void> {
+    this.log(`vif${this.frontendDomid}.${this.handle}: ${why}`);
+    await this.xen.xenstore.write(`${this.backendPath}/error`, why).catch(() => {});
+    await this.setState(XENBUS_STATE.Closing);
+  }
+
+  private disconnect(): void {
+    const was = this.connected;
+    this.connected = false;
+    for (const u of this.unsubscribe.splice(0)) u();
+    for (const p of this.ports.splice(0)) {
+      try {
+        this.xen.evtchn.close(p);
+      } catch {
+        // already closed by the peer's death
+      }
+    }
+    for (const m of this.maps.splice(0)) {
+      try {
+        this.xen.gnttab.unmap(m);
+      } catch {
+        // the grant went with its domain
+      }
+    }
+    for (const pg of this.pool.splice(0)) this.xen.pages.freePage(pg);
+    this.tx = undefined;
+    this.rx = undefined;
+    this.rxQueue.length = 0;
+    if (was) this.linkHandler?.(false);
+  }
+
+  /** Stops following the front end and releases everything. */
+  async stop(): Promise<void> {
+    await this.unwatch?.();
+    this.disconnect();
+    await this.setState(XENBUS_STATE.Closed).catch(() => {});
+  }
+
+  private onEvent(): void {
+    if (!this.connected) return;
+    this.stats.events++;
+    this.processTx();
+    this.processRx();
+  }
+
+  /** One bounded pass over the TX ring, then the final check that re-arms req_event. */
+  private processTx(): void {
+    const ring = this.tx!;
+    for (;;) {
+      const pending = ring.pendingRequests();
+      if (pending < 0) {
+        this.log(`vif${this.frontendDomid}.${this.handle}: bogus TX req_prod, disconnecting`);
+        this.disconnect();
+        void this.setState(XENBUS_STATE.Closing);
+        return;
+      }
+      let left = pending;
+      while (left > 0) {
+        const n = peekPacketSlots(ring, left);
+        if (n === 0) break; // the rest of a packet is not published yet
+        left -= n;
+        this.transmitPacket(ring, n);
+      }
+      if (ring.pushResponsesAndCheckNotify()) this.notifyTx();
+      if (left > 0) {
+        // Part of a packet is published: wake us when the slot after it is.
+        ring.requestEventAt((ring.reqCons + left) >>> 0);
+        return;
+      }
+      if (!ring.finalCheckForRequests() || pending === 0) return;
+    }
+  }
+
+  private transmitPacket(ring: BackRing, slotCount: number): void {
+    const pkt = takePacket(ring, slotCount);
+    this.stats.txSlots += slotCount;
+    let status: number = NETIF_RSP.OKAY;
+    let frame: Uint8Array | undefined;
+    if (pkt.error !== undefined) {
+      status = NETIF_RSP.ERROR;
+      this.stats.txErrors++;
+      this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: ${pkt.error}`);
+    } else {
+      const ops: GrantCopyOp[] = pkt.slots.map((s, i) => ({
+        source: { ref: s.gref, domid: this.frontendDomid, offset: s.offset },
+        dest: { frame: this.pool[i]!.frame, offset: 0 },
+        length: s.size,
+      }));
+      const results = this.xen.gnttab.copy(ops);
+      if (results.some((r) => r !== GNTST.okay)) {
+        status = NETIF_RSP.ERROR;
+        this.stats.txErrors++;
+        this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: grant copy failed (${results.join(",")})`);
+      } else {
+        frame = new Uint8Array(pkt.length);
+        let at = 0;
+        pkt.slots.forEach((s, i) => {
+          frame!.set(this.pool[i]!.bytes.subarray(0, s.size), at);
+          at += s.size;
+        });
+        if ((pkt.slots[0]!.flags & NETTXF.csum_blank) !== 0) fillChecksum(frame);
+      }
+    }
+    // Responses in slot order: slot 0, its extra slots (NULL), then the fragments.
+    const v = ring.view;
+    encodeNetifTxResponse(v, ring.nextResponse(), { id: pkt.slots[0]!.id, status });
+    for (let i = 0; i < pkt.extraSlots; i++) encodeNetifTxResponse(v, ring.nextResponse(), { id: 0, status: NETIF_RSP.NULL });
+    for (let i = 1; i < pkt.slots.length; i++) encodeNetifTxResponse(v, ring.nextResponse(), { id: pkt.slots[i]!.id, status });
+    if (frame !== undefined) {
+      this.stats.txPackets++;
+      this.stats.txBytes += frame.length;
+      this.receiver?.(frame);
+    }
+  }
+
+  private notifyTx(): void {
+    this.safeNotify(this.ports[0]);
+  }
+  private notifyRx(): void {
+    this.safeNotify(this.ports[1] ?? this.ports[0]);
+  }
+  private safeNotify(port: Port | undefined): void {
+    if (port === undefined) return;
+    try {
+      this.xen.evtchn.notify(port);
+    } catch {
+      // the front end closed its end
+    }
+  }
+
+  /** A frame for the guest (dom0 → domU). */
+  private deliver(frame: Uint8Array): void {
+    if (!this.connected) {
+      this.stats.rxDropped++;
+      return;
+    }
+    if (this.rxQueue.length >= this.rxQueueLimit) {
+      this.stats.rxDropped++;
+      return;
+    }
+    this.rxQueue.push(frame.slice());
+    this.processRx();
+  }
+
+  /** Copies queued frames into the buffers the front end posted. */
+  private processRx(): void {
+    const ring = this.rx;
+    if (ring === undefined || this.rxQueue.length === 0) return;
+    let pending = ring.pendingRequests();
+    if (pending < 0) {
+      this.log(`vif${this.frontendDomid}.${this.handle}: bogus RX req_prod, disconnecting`);
+      this.disconnect();
+      void this.setState(XENBUS_STATE.Closing);
+      return;
+    }
+    let produced = false;
+    while (this.rxQueue.length > 0) {
+      const frame = this.rxQueue[0]!;
+      const need = Math.max(1, Math.ceil(frame.length / PAGE_SIZE));
+      if (pending < need) {
+        if (!this.rxNotify && pending === 0) {
+          // Without rx-notify the front end never tells us about new buffers: drop.
+          this.rxQueue.shift();
+          this.stats.rxDropped++;
+          continue;
+        }
+        break;
+      }
+      this.rxQueue.shift();
+      pending -= need;
+      const reqs = [];
+      for (let i = 0; i < need; i++) reqs.push(decodeNetifRxRequest(ring.view, ring.takeRequest()!));
+      for (let i = 0; i < need; i++) {
+        const chunk = frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
+        const page = this.pool[0]!;
+        page.bytes.set(chunk);
+        const [st] = this.xen.gnttab.copy([
+          { source: { frame: page.frame, offset: 0 }, dest: { ref: reqs[i]!.gref, domid: this.frontendDomid, offset: 0 }, length: chunk.length },
+        ]);
+        const more = i < need - 1 ? NETRXF.more_data : 0;
+        encodeNetifRxResponse(ring.view, ring.nextResponse(), {
+          id: reqs[i]!.id,
+          offset: 0,
+          flags: more | NETRXF.data_validated,
+          status: st === GNTST.okay ? (i === 0 ? frame.length : chunk.length) : NETIF_RSP.ERROR,
+        });
+      }
+      this.stats.rxPackets++;
+      this.stats.rxBytes += frame.length;
+      produced = true;
+    }
+    if (produced && ring.pushResponsesAndCheckNotify()) this.notifyRx();
+    ring.finalCheckForRequests();
+  }
+}
+
+/**
+ * Fills in a transport checksum the guest left blank (NETTXF_csum_blank: its stack relied on
+ * offload). IPv4 TCP/UDP only; anything else is left as is.
+ */
+export function fillChecksum(frame: Uint8Array): void {
+  if (frame.length < 34 || frame[12] !== 0x08 || frame[13] !== 0x00) return;
+  const ihl = (frame[14]! & 0x0f) * 4;
+  const proto = frame[23]!;
+  const l4 = 14 + ihl;
+  const total = ((frame[16]! << 8) | frame[17]!) - ihl;
+  if (l4 + total > frame.length || total < 8) return;
+  const csumAt = proto === 6 ? l4 + 16 : proto === 17 ? l4 + 6 : -1;
+  if (csumAt < 0 || csumAt + 2 > frame.length) return;
+  frame[csumAt] = 0;
+  frame[csumAt + 1] = 0;
+  let sum = 0;
+  for (let i = 26; i < 34; i += 2) sum += (frame[i]! << 8) | frame[i + 1]!; // source + destination address
+  sum += proto + total;
+  for (let i = 0; i < total; i += 2) sum += (frame[l4 + i]! << 8) | (i + 1 < total ? frame[l4 + i + 1]! : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  let c = ~sum & 0xffff;
+  if (proto === 17 && c === 0) c = 0xffff;
+  frame[csumAt] = c >> 8;
+  frame[csumAt + 1] = c & 0xff;
+}
