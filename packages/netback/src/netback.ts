@@ -371,7 +371,7 @@ export class Netback {
           id: reqs[i]!.id,
           offset: 0,
           flags: more | NETRXF.data_validated,
-          status: st === GNTST.okay ? (i === 0 ? frame.length : chunk.length) : NETIF_RSP.ERROR,
+          status: st === GNTST.okay ? chunk.length : NETIF_RSP.ERROR,
         });
       }
       this.stats.rxPackets++;

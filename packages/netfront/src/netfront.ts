@@ -244,9 +244,8 @@ export class Netfront implements NetDevice {
           this.stats.rxErrors++;
           this.rxPartial = [];
         } else {
-          const first = this.rxPartial.length === 0;
-          const len = first ? Math.min(r.status, PAGE_SIZE - r.offset) : r.status;
-          this.rxPartial.push(this.rxBufs[r.id]!.page.bytes.slice(r.offset, r.offset + len));
+          // Each response's status is the bytes in its own buffer [netif.h netif_rx_response].
+          this.rxPartial.push(this.rxBufs[r.id]!.page.bytes.slice(r.offset, r.offset + r.status));
           if ((r.flags & NETRXF.more_data) === 0) this.deliverRx();
         }
         this.postRx(r.id);
