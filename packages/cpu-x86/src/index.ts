@@ -6,3 +6,4 @@ export { X86Cpu, type X86CpuOptions, type X86CpuState, type SegmentState, type P
 export { OPCODE_TABLE, type OpcodeEntry } from "./opcodeTable.ts";
 export { REG, SEG, FLAG, CR0, CR4, EXC, PTE, PFEC, MSR, EFER, SYS_DESC, ARITH_FLAGS } from "./registers.ts";
 export { descBase, descLimit } from "./descriptor.ts";
+export { Machine, RomRamMemory, isElf32, type MachineOptions, type RunResult } from "./machine.ts";
