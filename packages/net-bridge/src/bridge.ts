@@ -1,0 +1,135 @@
+/**
+ * A learning bridge [IEEE 802.1D §7/§8, without spanning tree]: it learns which port each
+ * source MAC arrived on, forwards a unicast frame only to the port its destination was
+ * learned on, and floods broadcast, multicast and unknown destinations to every other port.
+ * Learned entries age out after `ageingNs` of virtual time (802.1D's default is 300 s).
+ * Frames never go back out of the port they came in on, so domU-to-domU traffic between two
+ * vifs never touches the physical NIC.
+ */
+import { formatMac, type Clock, type EthernetPort } from "@paravirt/vm-interfaces";
+
+export interface BridgeOptions {
+  clock: Clock;
+  /** Default 300 s [802.1D §7.9.2]. */
+  ageingNs?: number;
+  /** Largest number of learned addresses (a flood of random sources cannot grow it further). Default 4096. */
+  maxEntries?: number;
+}
+
+export interface BridgePortStats {
+  rxFrames: number;
+  txFrames: number;
+  flooded: number;
+}
+
+interface Port {
+  readonly name: string;
+  readonly dev: EthernetPort;
+  readonly stats: BridgePortStats;
+}
+
+interface Entry {
+  port: Port;
+  seen: number;
+}
+
+export class Bridge {
+  private readonly clock: Clock;
+  private readonly ageingNs: number;
+  private readonly maxEntries: number;
+  private readonly ports: Port[] = [];
+  private readonly fdb = new Map<string, Entry>();
+  /** Called for every frame the bridge forwards, with where it came from and went. */
+  onForward: ((frame: Uint8Array, from: string, to: string[]) => void) | undefined;
+
+  constructor(options: BridgeOptions) {
+    this.clock = options.clock;
+    this.ageingNs = options.ageingNs ?? 300e9;
+    this.maxEntries = options.maxEntries ?? 4096;
+  }
+
+  /** Adds a port: the bridge becomes the receiver of `dev`'s frames. */
+  addPort(name: string, dev: EthernetPort): void {
+    if (this.ports.some((p) => p.name === name)) throw new RangeError(`bridge port ${name} exists`);
+    const port: Port = { name, dev, stats: { rxFrames: 0, txFrames: 0, flooded: 0 } };
+    this.ports.push(port);
+    dev.onReceive((frame) => this.input(port, frame));
+  }
+
+  /** Removes a port and forgets what was learned on it. */
+  removePort(name: string): void {
+    const i = this.ports.findIndex((p) => p.name === name);
+    if (i < 0) return;
+    const [port] = this.ports.splice(i, 1);
+    port!.dev.onReceive(() => {});
+    for (const [mac, e] of this.fdb) if (e.port === port) this.fdb.delete(mac);
+  }
+
+  /** Statistics per port. */
+  stats(name: string): BridgePortStats | undefined {
+    return this.ports.find((p) => p.name === name)?.stats;
+  }
+
+  /** The forwarding database: MAC → port name, without aged-out entries. */
+  table(): Map<string, string> {
+    const now = this.clock.now();
+    const out = new Map<string, string>();
+    for (const [mac, e] of this.fdb) if (now - e.seen <= this.ageingNs) out.set(mac, e.port.name);
+    return out;
+  }
+
+  private input(from: Port, frame: Uint8Array): void {
+    if (frame.length < 14) return;
+    from.stats.rxFrames++;
+    const now = this.clock.now();
+    const src = formatMac(frame.subarray(6, 12));
+    // Learn unicast sources only (a group address as source is invalid [802.3 §3.2.3]).
+    if ((frame[6]! & 1) === 0) {
+      const e = this.fdb.get(src);
+      if (e !== undefined) {
+        e.port = from;
+        e.seen = now;
+      } else if (this.fdb.size < this.maxEntries || this.evictOne(now)) {
+        this.fdb.set(src, { port: from, seen: now });
+      }
+    }
+    const group = (frame[0]! & 1) !== 0;
+    const dst = group ? undefined : this.fdb.get(formatMac(frame.subarray(0, 6)));
+    if (dst !== undefined && now - dst.seen <= this.ageingNs) {
+      if (dst.port !== from) this.output(dst.port, frame, from, [dst.port.name]);
+      return; // known on the ingress port: filtered
+    }
+    from.stats.flooded++;
+    const to = this.ports.filter((p) => p !== from);
+    this.onForward?.(frame, from.name, to.map((p) => p.name));
+    for (const p of to) {
+      p.stats.txFrames++;
+      p.dev.send(frame);
+    }
+  }
+
+  private output(port: Port, frame: Uint8Array, from: Port, names: string[]): void {
+    this.onForward?.(frame, from.name, names);
+    port.stats.txFrames++;
+    port.dev.send(frame);
+  }
+
+  /** Drops an aged-out entry, or the oldest, to make room. */
+  private evictOne(now: number): boolean {
+    let oldest: string | undefined;
+    let seen = Infinity;
+    for (const [mac, e] of this.fdb) {
+      if (now - e.seen > this.ageingNs) {
+        this.fdb.delete(mac);
+        return true;
+      }
+      if (e.seen < seen) {
+        seen = e.seen;
+        oldest = mac;
+      }
+    }
+    if (oldest === undefined) return false;
+    this.fdb.delete(oldest);
+    return true;
+  }
+}
