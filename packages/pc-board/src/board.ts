@@ -11,6 +11,8 @@ import { assignPciResources, type FirmwareOptions } from "./firmware.ts";
 export interface PcBoardOptions {
   /** RAM in bytes (default 64 MiB). */
   ramBytes?: number;
+  /** Use this buffer as RAM instead (e.g. a hypervisor's machine memory); overrides `ramBytes`. */
+  ram?: ArrayBuffer;
   clock?: VirtualClock;
   /** INTx wiring: the IRQ a device's pin (1 = INTA#) reaches. Default: PIIX-style swizzle onto 10, 11, 10, 11. */
   routeIrq?(address: PciAddress, pin: number): number | undefined;
@@ -34,7 +36,7 @@ export class PcBoard {
 
   constructor(options: PcBoardOptions = {}) {
     this.clock = options.clock ?? new VirtualClock();
-    this.memory = new PhysicalAddressSpace(options.ramBytes ?? 64 * 1024 * 1024);
+    this.memory = new PhysicalAddressSpace(options.ram ?? options.ramBytes ?? 64 * 1024 * 1024);
     this.pci = new PciHostBridge(this.ports, this.memory);
     this.routeIrq = options.routeIrq ?? defaultIrqRoute;
   }

@@ -57,6 +57,14 @@ describe("PcBoard", () => {
     expect(board.ports.read(0xd008, 4)).toBe(0xffffffff);
   });
 
+  it("can use an existing buffer as RAM, so DMA lands in memory someone else manages", () => {
+    const machine = new ArrayBuffer(1 << 20);
+    const board = new PcBoard({ ram: machine });
+    board.memory.writeU32(0x3000, 0x11223344);
+    expect(new DataView(machine).getUint32(0x3000, true)).toBe(0x11223344);
+    expect(board.memory.addressOf(new Uint8Array(machine, 0x5000, 16))).toBe(0x5000);
+  });
+
   it("routes DMA views of RAM to physical addresses and refuses unmapped addresses", () => {
     const board = new PcBoard({ ramBytes: 1 << 20 });
     board.memory.writeU32(0x1000, 0xdeadbeef);
