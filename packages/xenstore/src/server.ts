@@ -333,6 +333,8 @@ export class XenstoreServer {
   /** Marks the page's error field and stops serving the connection until it reconnects. */
   private breakConnection(conn: Connection, code: number): void {
     if (conn.failed) return;
+    // Replies to the requests before the violation still go out, as far as the ring has room.
+    if (code !== XENSTORE_ERROR.RINGIDX) this.flush(conn);
     conn.failed = true;
     conn.dv.setUint32(XENSTORE_DOMAIN_INTERFACE.ERROR, code, true);
     this.dropState(conn);
