@@ -300,14 +300,14 @@ export class XenstoreServer {
     }
     let moved = this.flush(conn);
     const buf = new Uint8Array(256);
-    while (!conn.failed && conn.outBytes <= this.quota.maxPendingReplyBytes) {
+    while (!conn.failed && !conn.closed && conn.outBytes <= this.quota.maxPendingReplyBytes) {
       const n = req.read(buf);
       if (n <= 0) break;
       moved = true;
       const r = conn.reader.push(buf.subarray(0, n), (m) => this.handle(conn, m));
       if (r === "error") this.breakConnection(conn, XENSTORE_ERROR.PROTO);
     }
-    if (conn.failed) return;
+    if (conn.failed || conn.closed) return;
     if (req.corrupt) {
       this.breakConnection(conn, XENSTORE_ERROR.RINGIDX);
       return;
@@ -384,7 +384,7 @@ export class XenstoreServer {
   // ---- requests -----------------------------------------------------------------------------
 
   private handle(conn: Connection, m: XsMessage): void {
-    if (conn.failed) return;
+    if (conn.failed || conn.closed) return;
     if (m.type >= XS.TYPE_COUNT) {
       // Not a message type of any xs_wire version: the stream cannot be trusted any more.
       this.breakConnection(conn, XENSTORE_ERROR.PROTO);
