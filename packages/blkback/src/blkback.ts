@@ -1,0 +1,718 @@
+import {
+  BackRing, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP, BLKIF_RSP, BLKIF_SECTOR_SIZE, BLKIF_SEGS_PER_INDIRECT_FRAME,
+  BLKIF_DISCARD_SECURE, VDISK, XENBUS_STATE, blkifLayoutForProtocol, decodeBlkifRequest, decodeBlkifSegment,
+  encodeBlkifResponse, parseXenbusState, xenbusStateName,
+  type BlkifLayout, type BlkifSegment, type XenbusState,
+} from "@paravirt/device-channel";
+import {
+  PAGE_SIZE, xsReadOptional,
+  type BlockDevice, type Clock, type DomId, type GrantMapping, type Port, type XenServices,
+} from "@paravirt/vm-interfaces";
+
+/** Linux's default `max_ring_page_order` of xen-blkback (16 pages). */
+export const BLKBACK_DEFAULT_MAX_RING_PAGE_ORDER = 4;
+/** Linux's default `max_indirect_segments` of xen-blkback [MAX_INDIRECT_SEGMENTS]. */
+export const BLKBACK_DEFAULT_MAX_INDIRECT_SEGMENTS = 256;
+/** Highest `max-ring-page-order` we accept to advertise [XENBUS_MAX_RING_GRANT_ORDER]. */
+export const XENBUS_MAX_RING_GRANT_ORDER = 4;
+/** Sectors (512 B) per page: a segment's last_sect is at most this minus one [blkif.h]. */
+const SECTORS_PER_PAGE = PAGE_SIZE / BLKIF_SECTOR_SIZE;
+/** Largest indirect segment count a request can carry: 8 indirect pages of 512 segments [blkif.h]. */
+const MAX_INDIRECT_LIMIT = 8 * BLKIF_SEGS_PER_INDIRECT_FRAME;
+
+export interface BlkbackOptions {
+  /** The backend (driver) domain's Xen services. */
+  readonly xen: XenServices;
+  /** The disk served. */
+  readonly device: BlockDevice;
+  readonly frontendDomid: DomId;
+  /** Device id (virtual-device number, e.g. 51712 for xvda). */
+  readonly devid: number;
+  /** Backend directory; default `/local/domain/<self>/backend/vbd/<frontendDomid>/<devid>`. */
+  readonly backendPath?: string;
+  /** Advertised `max-ring-page-order` (0..4). Default 4. */
+  readonly maxRingPageOrder?: number;
+  /** Advertised `feature-max-indirect-segments` (0 = no indirect). Default 256. */
+  readonly maxIndirectSegments?: number;
+  /** Serve read-only even if the device is writable (the toolstack's `mode` = `r` does too). */
+  readonly readOnly?: boolean;
+  /** Requests taken from the ring per consumer pass (bounds work per event). Default: the ring size. */
+  readonly batch?: number;
+  /** Virtual time, for log lines. */
+  readonly clock?: Clock;
+  readonly log?: (message: string) => void;
+}
+
+/** Counters of one backend. */
+export interface BlkbackStats {
+  requests: number;
+  reads: number;
+  writes: number;
+  flushes: number;
+  barriers: number;
+  discards: number;
+  indirect: number;
+  /** Requests answered BLKIF_RSP_ERROR. */
+  errors: number;
+  /** Requests answered BLKIF_RSP_EOPNOTSUPP. */
+  unsupported: number;
+  /** Device calls made straight on granted pages. */
+  zeroCopyCalls: number;
+  /** Requests that went through a bounce buffer (segments not device-sector sized). */
+  bounced: number;
+  /** Channels shut down because the frontend broke the ring protocol. */
+  protocolErrors: number;
+  connects: number;
+}
+
+interface Channel {
+  readonly ring: BackRing;
+  readonly layout: BlkifLayout;
+  readonly ringMappings: GrantMapping[];
+  readonly port: Port;
+  readonly unbind: () => void;
+  alive: boolean;
+  passQueued: boolean;
+  readonly inflight: Set<Promise<void>>;
+  /** A WRITE_BARRIER in progress: later requests start after it. */
+  barrier: Promise<void> | undefined;
+}
+
+interface Failure {
+  status: number;
+  why: string;
+}
+
+function fail(status: number, why: string): Failure {
+  return { status, why };
+}
+
+/** Parses a peer's decimal unsigned 32-bit number; undefined for anything else. */
+function parseU32(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\s*\d{1,10}\s*$/.test(text)) return undefined;
+  const n = Number(text.trim());
+  return n <= 0xffffffff ? n : undefined;
+}
+
+/**
+ * A Xen block backend (Linux's xen-blkback, Mirage's `Blkback.Make`): serves `device` to the
+ * frontend domain through the blkif protocol. It runs the xenbus handshake on the backend
+ * directory, maps the frontend's ring and data grants, and hands the block device views of the
+ * granted pages directly (page-contiguous segments merged into one call).
+ *
+ * Everything the frontend writes is validated; a bad request is answered BLKIF_RSP_ERROR (or
+ * EOPNOTSUPP for an operation not offered) and never throws; every grant mapped is unmapped
+ * before the response is published. A `req_prod` beyond what a correct frontend can publish
+ * shuts the channel down (state Closing, `error` node written).
+ */
+export class Blkback {
+  readonly stats: BlkbackStats = {
+    requests: 0, reads: 0, writes: 0, flushes: 0, barriers: 0, discards: 0, indirect: 0,
+    errors: 0, unsupported: 0, zeroCopyCalls: 0, bounced: 0, protocolErrors: 0, connects: 0,
+  };
+  readonly backendPath: string;
+  private readonly xen: XenServices;
+  private readonly device: BlockDevice;
+  private readonly frontendDomid: DomId;
+  private readonly devid: number;
+  private readonly maxRingPageOrder: number;
+  private readonly maxIndirectSegments: number;
+  private readonly forceReadOnly: boolean;
+  private readonly batch: number | undefined;
+  private readonly clock: Clock | undefined;
+  private readonly logFn: ((message: string) => void) | undefined;
+  private frontendPath = "";
+  private readOnly = false;
+  private channel: Channel | undefined;
+  private xsState: XenbusState = XENBUS_STATE.Initialising;
+  private chain: Promise<void> = Promise.resolve();
+  private unwatch: (() => Promise<void>) | undefined;
+  private finished = false;
+  private readonly stateWaiters: { want: (s: XenbusState) => boolean; resolve: () => void }[] = [];
+
+  constructor(opts: BlkbackOptions) {
+    this.xen = opts.xen;
+    this.device = opts.device;
+    this.frontendDomid = opts.frontendDomid;
+    this.devid = opts.devid;
+    this.backendPath = opts.backendPath ?? `/local/domain/${opts.xen.domid}/backend/vbd/${opts.frontendDomid}/${opts.devid}`;
+    const order = opts.maxRingPageOrder ?? BLKBACK_DEFAULT_MAX_RING_PAGE_ORDER;
+    if (!Number.isInteger(order) || order < 0 || order > XENBUS_MAX_RING_GRANT_ORDER) throw new RangeError(`maxRingPageOrder ${order}`);
+    this.maxRingPageOrder = order;
+    const ind = opts.maxIndirectSegments ?? BLKBACK_DEFAULT_MAX_INDIRECT_SEGMENTS;
+    if (!Number.isInteger(ind) || ind < 0 || ind > MAX_INDIRECT_LIMIT) throw new RangeError(`maxIndirectSegments ${ind}`);
+    this.maxIndirectSegments = ind;
+    this.forceReadOnly = opts.readOnly ?? false;
+    this.batch = opts.batch;
+    this.clock = opts.clock;
+    this.logFn = opts.log;
+  }
+
+  /** The backend's xenbus state. */
+  get state(): XenbusState {
+    return this.xsState;
+  }
+
+  /** True while a ring is connected. */
+  get connected(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /** Grant mappings held right now (ring pages and in-flight data). */
+  get mappedGrants(): number {
+    return this.liveMappings;
+  }
+  private liveMappings = 0;
+
+  private log(msg: string): void {
+    if (this.logFn) this.logFn(`${this.clock ? `[${this.clock.now()}] ` : ""}blkback ${this.frontendDomid}/${this.devid}: ${msg}`);
+  }
+
+  /**
+   * Probes: writes the features to the backend directory, switches to InitWait and watches the
+   * frontend's state. The toolstack must have created the directory (`frontend`, `mode`, ...).
+   */
+  async start(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const p = this.backendPath;
+    this.frontendPath = (await xsReadOptional(xs, `${p}/frontend`)) ?? `/local/domain/${this.frontendDomid}/device/vbd/${this.devid}`;
+    const mode = await xsReadOptional(xs, `${p}/mode`);
+    const info = this.device.info;
+    this.readOnly = this.forceReadOnly || info.readOnly || (mode !== undefined && !mode.includes("w"));
+    const discard = info.discard && typeof this.device.discard === "function" && !this.readOnly;
+    await xs.transaction(async (tx) => {
+      if (mode === undefined) await tx.write(`${p}/mode`, this.readOnly ? "r" : "w");
+      await tx.write(`${p}/feature-flush-cache`, info.flush ? "1" : "0");
+      await tx.write(`${p}/feature-barrier`, info.flush ? "1" : "0");
+      await tx.write(`${p}/feature-discard`, discard ? "1" : "0");
+      if (discard) {
+        await tx.write(`${p}/discard-granularity`, String(info.sectorSize));
+        await tx.write(`${p}/discard-alignment`, "0");
+        await tx.write(`${p}/discard-secure`, "0");
+      }
+      await tx.write(`${p}/feature-persistent`, "0");
+      await tx.write(`${p}/feature-max-indirect-segments`, String(this.maxIndirectSegments));
+      await tx.write(`${p}/max-ring-page-order`, String(this.maxRingPageOrder));
+    });
+    await this.switchState(XENBUS_STATE.InitWait);
+    this.unwatch = await xs.watch(`${this.frontendPath}/state`, () => this.queue(() => this.frontendChanged()));
+  }
+
+  /**
+   * Asks the frontend to disconnect and reconnect (a backend restart): Closing now; when the
+   * frontend has closed, the ring is torn down (in-flight requests finish against the device
+   * but are not answered; the frontend reissues them) and a frontend that re-initialises is
+   * served again.
+   */
+  async reset(): Promise<void> {
+    await this.queue(async () => {
+      await this.disconnect();
+      await this.switchState(XENBUS_STATE.Closing);
+    });
+  }
+
+  /** Stops serving: disconnects, switches to Closed, stops watching. */
+  async stop(): Promise<void> {
+    await this.queue(async () => {
+      await this.disconnect();
+      await this.switchState(XENBUS_STATE.Closed);
+      await this.finish();
+    });
+  }
+
+  /** Resolves when the backend reaches a state `want` accepts. */
+  waitForState(want: (s: XenbusState) => boolean): Promise<void> {
+    if (want(this.xsState)) return Promise.resolve();
+    return new Promise((resolve) => this.stateWaiters.push({ want, resolve }));
+  }
+
+  private queue(fn: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(fn).catch((e: unknown) => this.log(`xenbus handling failed: ${String(e)}`));
+    this.chain = next;
+    return next;
+  }
+
+  private async finish(): Promise<void> {
+    this.finished = true;
+    const u = this.unwatch;
+    this.unwatch = undefined;
+    if (u) await u();
+  }
+
+  private async switchState(s: XenbusState): Promise<void> {
+    if (this.xsState === s && s !== XENBUS_STATE.InitWait) return;
+    this.xsState = s;
+    this.log(`state ${xenbusStateName(s)}`);
+    try {
+      await this.xen.xenstore.write(`${this.backendPath}/state`, String(s));
+    } catch (e) {
+      this.log(`cannot write state: ${String(e)}`);
+    }
+    for (let i = this.stateWaiters.length - 1; i >= 0; i--) {
+      const w = this.stateWaiters[i]!;
+      if (w.want(s)) {
+        this.stateWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /** xenbus_dev_fatal: records why under `error/<backend path>` and closes. */
+  private async fatal(why: string): Promise<void> {
+    this.log(`fatal: ${why}`);
+    const rel = this.backendPath.replace(/^\/local\/domain\/\d+\//, "");
+    try {
+      await this.xen.xenstore.write(`error/${rel}/error`, why);
+    } catch {
+      // best effort, as in Linux
+    }
+    await this.switchState(XENBUS_STATE.Closing);
+  }
+
+  private async frontendChanged(): Promise<void> {
+    if (this.finished) return;
+    const xs = this.xen.xenstore;
+    let text: string | undefined;
+    try {
+      text = await xsReadOptional(xs, `${this.frontendPath}/state`);
+    } catch (e) {
+      this.log(`cannot read frontend state: ${String(e)}`);
+      return;
+    }
+    const fs = parseXenbusState(text);
+    switch (fs) {
+      case XENBUS_STATE.Initialising:
+        if (this.xsState === XENBUS_STATE.Closed) {
+          this.log("frontend re-initialising: prepare for reconnect");
+          await this.switchState(XENBUS_STATE.InitWait);
+        }
+        break;
+      case XENBUS_STATE.Initialised:
+      case XENBUS_STATE.Connected:
+        if (this.xsState === XENBUS_STATE.Connected || this.xsState === XENBUS_STATE.Closing) break;
+        await this.disconnect();
+        await this.connect();
+        break;
+      case XENBUS_STATE.Closing:
+        await this.disconnect();
+        await this.switchState(XENBUS_STATE.Closing);
+        break;
+      case XENBUS_STATE.Closed: {
+        await this.disconnect();
+        await this.switchState(XENBUS_STATE.Closed);
+        const online = await xsReadOptional(xs, `${this.backendPath}/online`).catch(() => undefined);
+        if (online !== "1") await this.finish();
+        break;
+      }
+      case XENBUS_STATE.Unknown:
+        if (text === undefined) {
+          await this.disconnect();
+          await this.switchState(XENBUS_STATE.Closed);
+          await this.finish();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** connect_ring + connect: maps the ring, binds the event channel, publishes the disk. */
+  private async connect(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const f = this.frontendPath;
+    const read = (k: string) => xsReadOptional(xs, `${f}/${k}`).catch(() => undefined);
+    const orderText = await read("ring-page-order");
+    let refs: number[] = [];
+    if (orderText === undefined) {
+      const r = parseU32(await read("ring-ref"));
+      if (r === undefined) return this.fatal("reading ring-ref");
+      refs = [r];
+    } else {
+      const order = parseU32(orderText);
+      if (order === undefined || order > this.maxRingPageOrder) return this.fatal(`ring-page-order ${orderText} beyond ${this.maxRingPageOrder}`);
+      for (let i = 0; i < 1 << order; i++) {
+        const r = parseU32(await read(`ring-ref${i}`));
+        if (r === undefined) return this.fatal(`reading ring-ref${i}`);
+        refs.push(r);
+      }
+    }
+    const evtText = await read("event-channel");
+    const evtchn = parseU32(evtText);
+    if (evtchn === undefined) return this.fatal("reading event-channel");
+    const protocol = await read("protocol");
+    const layout = blkifLayoutForProtocol(protocol);
+    if (layout === undefined) return this.fatal(`unknown protocol ${protocol}`);
+
+    const gnttab = this.xen.gnttab;
+    const mappings: GrantMapping[] = [];
+    const unmapAll = () => {
+      for (const m of mappings) this.unmap(m);
+    };
+    try {
+      for (const r of refs) {
+        mappings.push(gnttab.map(this.frontendDomid, r, true));
+        this.liveMappings++;
+      }
+    } catch (e) {
+      unmapAll();
+      return this.fatal(`mapping ring-ref: ${String(e)}`);
+    }
+    let bytes = mappings[0]!.bytes;
+    if (mappings.length > 1) {
+      const first = mappings[0]!.bytes;
+      const contiguous = mappings.every(
+        (m, i) => m.bytes.buffer === first.buffer && m.bytes.byteOffset === first.byteOffset + i * PAGE_SIZE && m.bytes.byteLength === PAGE_SIZE,
+      );
+      if (!contiguous) {
+        unmapAll();
+        return this.fatal("ring pages are not contiguous in this address space");
+      }
+      bytes = new Uint8Array(first.buffer, first.byteOffset, mappings.length * PAGE_SIZE);
+    }
+    let port: Port;
+    try {
+      port = this.xen.evtchn.bindInterdomain(this.frontendDomid, evtchn);
+    } catch (e) {
+      unmapAll();
+      return this.fatal(`binding event channel ${evtchn}: ${String(e)}`);
+    }
+    const ring = BackRing.attach(bytes, layout.entrySize);
+    const ch: Channel = {
+      ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Set(), barrier: undefined,
+    };
+    (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.kick(ch));
+    this.channel = ch;
+    this.stats.connects++;
+    this.log(`ring connected: ${refs.length} page(s), port ${port}, ${layout.protocol}`);
+
+    const info = this.device.info;
+    const p = this.backendPath;
+    try {
+      await xs.transaction(async (tx) => {
+        await tx.write(`${p}/sectors`, String((info.sectors * info.sectorSize) / BLKIF_SECTOR_SIZE));
+        await tx.write(`${p}/info`, String(this.readOnly ? VDISK.READONLY : 0));
+        await tx.write(`${p}/sector-size`, String(info.sectorSize));
+        await tx.write(`${p}/physical-sector-size`, String(info.physicalSectorSize ?? info.sectorSize));
+      });
+    } catch (e) {
+      this.log(`cannot publish disk: ${String(e)}`);
+    }
+    await this.switchState(XENBUS_STATE.Connected);
+    this.kick(ch);
+  }
+
+  /** Tears the ring down after every in-flight request has finished with its grants. */
+  private async disconnect(): Promise<void> {
+    const ch = this.channel;
+    if (ch === undefined) return;
+    this.channel = undefined;
+    ch.alive = false;
+    ch.unbind();
+    while (ch.inflight.size > 0) await Promise.allSettled([...ch.inflight]);
+    for (const m of ch.ringMappings) this.unmap(m);
+    try {
+      this.xen.evtchn.close(ch.port);
+    } catch {
+      // already closed
+    }
+    this.log("ring disconnected");
+  }
+
+  private unmap(m: GrantMapping): void {
+    try {
+      this.xen.gnttab.unmap(m);
+      this.liveMappings--;
+    } catch (e) {
+      this.log(`unmap failed: ${String(e)}`);
+    }
+  }
+
+  /** Schedules a consumer pass (one per event, however many arrive meanwhile). */
+  private kick(ch: Channel): void {
+    if (!ch.alive || ch.passQueued) return;
+    ch.passQueued = true;
+    queueMicrotask(() => {
+      ch.passQueued = false;
+      this.pass(ch);
+    });
+  }
+
+  /** One bounded consumer pass over the ring. */
+  private pass(ch: Channel): void {
+    if (!ch.alive) return;
+    const ring = ch.ring;
+    const n = ring.pendingRequests();
+    if (n < 0) {
+      this.stats.protocolErrors++;
+      this.log(`frontend provided bogus ring requests (req_prod ${ring.sharedReqProd}, rsp_prod ${ring.rspProdPvt})`);
+      void this.queue(async () => {
+        await this.disconnect();
+        await this.fatal("frontend provided bogus ring requests");
+      });
+      return;
+    }
+    const take = Math.min(n, this.batch ?? ring.size);
+    for (let i = 0; i < take; i++) {
+      const off = ring.takeRequest();
+      if (off === undefined) break;
+      this.dispatch(ch, off);
+    }
+    if (take < n) this.kick(ch);
+    else if (ring.finalCheckForRequests()) this.kick(ch);
+  }
+
+  /** Decodes (copies) one request and starts it; always ends in exactly one response. */
+  private dispatch(ch: Channel, off: number): void {
+    const req = decodeBlkifRequest(ch.ring.view, off, ch.layout);
+    this.stats.requests++;
+    const handle = this.devid & 0xffff;
+    let work: () => Promise<number>;
+    let isBarrier = false;
+    switch (req.operation) {
+      case BLKIF_OP.READ:
+      case BLKIF_OP.WRITE:
+      case BLKIF_OP.FLUSH_DISKCACHE:
+      case BLKIF_OP.WRITE_BARRIER: {
+        const r = req as { nrSegments: number; handle: number; sectorNumber: number; segments: BlkifSegment[] };
+        const op = req.operation;
+        const isFlush = op === BLKIF_OP.FLUSH_DISKCACHE || op === BLKIF_OP.WRITE_BARRIER;
+        if (isFlush && !this.device.info.flush) {
+          work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, "flush not offered"));
+          break;
+        }
+        const bad = r.handle !== handle
+          ? fail(BLKIF_RSP.ERROR, `handle ${r.handle}`)
+          : r.nrSegments > BLKIF_MAX_SEGMENTS_PER_REQUEST || (r.nrSegments === 0 && !isFlush)
+            ? fail(BLKIF_RSP.ERROR, `nr_segments ${r.nrSegments}`)
+            : undefined;
+        if (bad) {
+          work = async () => this.refuse(bad);
+          break;
+        }
+        if (op === BLKIF_OP.READ) this.stats.reads++;
+        else if (op === BLKIF_OP.WRITE) this.stats.writes++;
+        else if (op === BLKIF_OP.FLUSH_DISKCACHE) this.stats.flushes++;
+        else this.stats.barriers++;
+        isBarrier = op === BLKIF_OP.WRITE_BARRIER;
+        const write = op !== BLKIF_OP.READ;
+        work = () => this.rw(r.sectorNumber, r.segments, write, isFlush);
+        break;
+      }
+      case BLKIF_OP.DISCARD: {
+        const r = req as { flag: number; handle: number; sectorNumber: number; nrSectors: number };
+        this.stats.discards++;
+        work = async () => this.discard(r.handle, r.flag, r.sectorNumber, r.nrSectors);
+        break;
+      }
+      case BLKIF_OP.INDIRECT: {
+        const r = req as { indirectOp: number; nrSegments: number; handle: number; sectorNumber: number; indirectGrefs: number[] };
+        this.stats.indirect++;
+        if (this.maxIndirectSegments === 0) {
+          work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, "indirect not offered"));
+          break;
+        }
+        work = () => this.indirect(r.indirectOp, r.nrSegments, r.handle, r.sectorNumber, r.indirectGrefs);
+        break;
+      }
+      default:
+        work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, `operation ${req.operation}`));
+    }
+    const id = req.id;
+    // Linux answers an indirect request with its indirect_op (pending_req->operation).
+    const operation = req.operation === BLKIF_OP.INDIRECT ? (req as { indirectOp: number }).indirectOp : req.operation;
+    const before = ch.barrier;
+    const earlier = isBarrier ? [...ch.inflight] : [];
+    const run = async (): Promise<void> => {
+      if (isBarrier) await Promise.allSettled(earlier);
+      else if (before) await before;
+      let status: number;
+      try {
+        status = await work();
+      } catch (e) {
+        // Defensive: nothing in work() should throw on peer input.
+        this.log(`request failed unexpectedly: ${String(e)}`);
+        status = BLKIF_RSP.ERROR;
+      }
+      this.respond(ch, id, operation, status);
+    };
+    const p = run();
+    ch.inflight.add(p);
+    if (isBarrier) ch.barrier = p;
+    void p.finally(() => {
+      ch.inflight.delete(p);
+      if (ch.barrier === p) ch.barrier = undefined;
+    });
+  }
+
+  private refuse(f: Failure): number {
+    if (f.status === BLKIF_RSP.EOPNOTSUPP) this.stats.unsupported++;
+    else this.stats.errors++;
+    this.log(`refused: ${f.why}`);
+    return f.status;
+  }
+
+  private respond(ch: Channel, id: bigint, operation: number, status: number): void {
+    if (!ch.alive) return;
+    const ring = ch.ring;
+    let off: number;
+    try {
+      off = ring.nextResponse();
+    } catch (e) {
+      this.log(`no response slot: ${String(e)}`);
+      return;
+    }
+    encodeBlkifResponse(ring.view, off, { id, operation, status }, ch.layout);
+    if (ring.pushResponsesAndCheckNotify()) {
+      try {
+        this.xen.evtchn.notify(ch.port);
+      } catch (e) {
+        this.log(`notify failed: ${String(e)}`);
+      }
+    }
+    if (ring.unconsumedRequests() > 0) this.kick(ch);
+  }
+
+  /** Validates a sector range (in 512-byte units) against the disk; returns device sector and count. */
+  private range(sector512: number, count512: number, write: boolean): { sector: number; count: number } | Failure {
+    const info = this.device.info;
+    if (write && this.readOnly) return fail(BLKIF_RSP.ERROR, "write to a read-only disk");
+    const per = info.sectorSize / BLKIF_SECTOR_SIZE;
+    if (sector512 % per !== 0 || count512 % per !== 0) return fail(BLKIF_RSP.ERROR, `range ${sector512}+${count512} not aligned to ${info.sectorSize}`);
+    const sector = sector512 / per;
+    const count = count512 / per;
+    if (!Number.isSafeInteger(sector) || sector + count > info.sectors) return fail(BLKIF_RSP.ERROR, `range ${sector512}+${count512} beyond the disk`);
+    return { sector, count };
+  }
+
+  /** READ/WRITE (and flushes, with or without data) over `segs`. Returns a BLKIF_RSP status. */
+  private async rw(sector512: number, segs: readonly BlkifSegment[], write: boolean, flush: boolean): Promise<number> {
+    let total512 = 0;
+    for (const s of segs) {
+      if (s.firstSect > s.lastSect || s.lastSect >= SECTORS_PER_PAGE) return this.refuse(fail(BLKIF_RSP.ERROR, `segment sectors ${s.firstSect}..${s.lastSect}`));
+      total512 += s.lastSect - s.firstSect + 1;
+    }
+    let target = { sector: 0, count: 0 };
+    if (segs.length > 0) {
+      const r = this.range(sector512, total512, write);
+      if ("status" in r) return this.refuse(r);
+      target = r;
+    }
+    if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
+    if (segs.length === 0) return BLKIF_RSP.OKAY;
+
+    const gnttab = this.xen.gnttab;
+    const maps: GrantMapping[] = [];
+    try {
+      try {
+        for (const s of segs) {
+          maps.push(gnttab.map(this.frontendDomid, s.gref, !write));
+          this.liveMappings++;
+        }
+      } catch (e) {
+        return this.refuse(fail(BLKIF_RSP.ERROR, `grant map: ${String(e)}`));
+      }
+      const ok = await this.transfer(target.sector, maps, segs, write);
+      if (!ok) return this.refuse(fail(BLKIF_RSP.ERROR, "device I/O failed"));
+      if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
+      return BLKIF_RSP.OKAY;
+    } finally {
+      for (const m of maps) this.unmap(m);
+    }
+  }
+
+  private async deviceOk(fn: () => Promise<void>): Promise<boolean> {
+    try {
+      await fn();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Moves the data between the device and the granted pages: views of page-contiguous
+   * segments are merged; each piece that is a whole number of device sectors goes to the device
+   * directly (zero copy); otherwise the request goes through one bounce buffer.
+   */
+  private async transfer(sector: number, maps: readonly GrantMapping[], segs: readonly BlkifSegment[], write: boolean): Promise<boolean> {
+    const pieces: Uint8Array[] = [];
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i]!;
+      const v = maps[i]!.bytes.subarray(s.firstSect * BLKIF_SECTOR_SIZE, (s.lastSect + 1) * BLKIF_SECTOR_SIZE);
+      const last = pieces[pieces.length - 1];
+      if (last !== undefined && last.buffer === v.buffer && last.byteOffset + last.byteLength === v.byteOffset) {
+        pieces[pieces.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + v.byteLength);
+      } else pieces.push(v);
+    }
+    const ss = this.device.info.sectorSize;
+    const dev = this.device;
+    if (pieces.every((p) => p.byteLength % ss === 0)) {
+      const calls: Promise<void>[] = [];
+      let at = sector;
+      for (const p of pieces) {
+        calls.push(write ? dev.write(at, p) : dev.read(at, p));
+        at += p.byteLength / ss;
+      }
+      this.stats.zeroCopyCalls += calls.length;
+      const results = await Promise.allSettled(calls);
+      return results.every((r) => r.status === "fulfilled");
+    }
+    this.stats.bounced++;
+    const total = pieces.reduce((n, p) => n + p.byteLength, 0);
+    const bounce = new Uint8Array(total);
+    if (write) {
+      let o = 0;
+      for (const p of pieces) {
+        bounce.set(p, o);
+        o += p.byteLength;
+      }
+      return this.deviceOk(() => dev.write(sector, bounce));
+    }
+    if (!(await this.deviceOk(() => dev.read(sector, bounce)))) return false;
+    let o = 0;
+    for (const p of pieces) {
+      p.set(bounce.subarray(o, o + p.byteLength));
+      o += p.byteLength;
+    }
+    return true;
+  }
+
+  private async discard(handle: number, flag: number, sector512: number, count512: number): Promise<number> {
+    const info = this.device.info;
+    const discard = this.device.discard;
+    if (!info.discard || discard === undefined || this.readOnly) {
+      return this.refuse(fail(this.readOnly ? BLKIF_RSP.ERROR : BLKIF_RSP.EOPNOTSUPP, "discard not offered"));
+    }
+    if (flag & BLKIF_DISCARD_SECURE) return this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, "secure discard not offered"));
+    if (handle !== (this.devid & 0xffff)) return this.refuse(fail(BLKIF_RSP.ERROR, `handle ${handle}`));
+    const r = this.range(sector512, count512, true);
+    if ("status" in r) return this.refuse(r);
+    if (r.count === 0) return BLKIF_RSP.OKAY;
+    const ok = await this.deviceOk(() => discard.call(this.device, r.sector, r.count));
+    return ok ? BLKIF_RSP.OKAY : this.refuse(fail(BLKIF_RSP.ERROR, "discard failed"));
+  }
+
+  private async indirect(op: number, nrSegments: number, handle: number, sector512: number, grefs: readonly number[]): Promise<number> {
+    if (op !== BLKIF_OP.READ && op !== BLKIF_OP.WRITE) return this.refuse(fail(BLKIF_RSP.ERROR, `indirect operation ${op}`));
+    if (handle !== (this.devid & 0xffff)) return this.refuse(fail(BLKIF_RSP.ERROR, `handle ${handle}`));
+    if (nrSegments === 0 || nrSegments > this.maxIndirectSegments) return this.refuse(fail(BLKIF_RSP.ERROR, `indirect nr_segments ${nrSegments}`));
+    const pages = Math.ceil(nrSegments / BLKIF_SEGS_PER_INDIRECT_FRAME);
+    if (grefs.length < pages) return this.refuse(fail(BLKIF_RSP.ERROR, "indirect pages"));
+    const segs: BlkifSegment[] = [];
+    for (let i = 0; i < pages; i++) {
+      let m: GrantMapping;
+      try {
+        m = this.xen.gnttab.map(this.frontendDomid, grefs[i]!, false);
+        this.liveMappings++;
+      } catch (e) {
+        return this.refuse(fail(BLKIF_RSP.ERROR, `indirect page map: ${String(e)}`));
+      }
+      // Copy the segment descriptors out before unmapping: the frontend may rewrite the page.
+      const v = new DataView(m.bytes.buffer, m.bytes.byteOffset, PAGE_SIZE);
+      const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nrSegments - i * BLKIF_SEGS_PER_INDIRECT_FRAME);
+      for (let k = 0; k < n; k++) segs.push(decodeBlkifSegment(v, k * 8));
+      this.unmap(m);
+    }
+    return this.rw(sector512, segs, op === BLKIF_OP.WRITE, false);
+  }
+}

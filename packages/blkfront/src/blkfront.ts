@@ -1,0 +1,716 @@
+import {
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP, BLKIF_RSP, BLKIF_SECTOR_SIZE, BLKIF_SEGS_PER_INDIRECT_FRAME, BLKIF_SEGMENT,
+  BLKIF_X86_32, BLKIF_X86_64, FrontRing, VDISK, XENBUS_STATE, XEN_IO_PROTO_ABI,
+  decodeBlkifResponse, encodeBlkifRequest, encodeBlkifSegment, parseXenbusState, xenbusStateName,
+  type BlkifLayout, type BlkifSegment, type XenbusState,
+} from "@paravirt/device-channel";
+import {
+  BlockError, PAGE_SIZE, checkBlockRequest, xsReadOptional,
+  type BlockDevice, type BlockDeviceInfo, type Clock, type DomId, type GrantRef, type Page, type Port, type XenServices,
+} from "@paravirt/vm-interfaces";
+
+/** Default cap on the ring size we ask for: 2^4 pages, as Linux allows [XENBUS_MAX_RING_GRANT_ORDER]. */
+export const BLKFRONT_DEFAULT_MAX_RING_PAGE_ORDER = 4;
+/** Linux xen-blkfront's default `max_indirect_segments` (module parameter `max`). */
+export const BLKFRONT_DEFAULT_MAX_INDIRECT_SEGMENTS = 32;
+const SECTORS_PER_PAGE = PAGE_SIZE / BLKIF_SECTOR_SIZE;
+
+export interface BlkfrontOptions {
+  /** The guest's Xen services. */
+  readonly xen: XenServices;
+  /** Device id: the `device/vbd/<devid>` directory (51712 = xvda). */
+  readonly devid: number;
+  /** Frontend directory; default `/local/domain/<self>/device/vbd/<devid>`. */
+  readonly frontendPath?: string;
+  /** Backend directory; default: the frontend's `backend` key. */
+  readonly backendPath?: string;
+  /** Ring ABI announced in `protocol`. Default `x86_64-abi`. */
+  readonly protocol?: "x86_64-abi" | "x86_32-abi";
+  /** Largest ring order used when the backend offers `max-ring-page-order`. Default 4; 0 = one page. */
+  readonly maxRingPageOrder?: number;
+  /** Segments per indirect request when the backend offers them (0 = never indirect). Default 32. */
+  readonly maxIndirectSegments?: number;
+  readonly clock?: Clock;
+  readonly log?: (message: string) => void;
+}
+
+/** Counters of one frontend. */
+export interface BlkfrontStats {
+  requests: number;
+  responses: number;
+  /** Requests placed on a ring again after a reconnect. */
+  reissued: number;
+  /** Responses ignored: unknown id, or an operation not matching the request. */
+  badResponses: number;
+  connects: number;
+}
+
+type Kind = "read" | "write" | "flush" | "discard";
+
+/** A request we have made, kept until answered (Linux's shadow). */
+interface Shadow {
+  readonly id: bigint;
+  readonly kind: Kind;
+  readonly operation: number;
+  /** In 512-byte units. */
+  readonly sector: number;
+  /** Bytes of data (read/write), or 512-byte sectors (discard). */
+  readonly length: number;
+  /** Data pages (read/write). */
+  readonly pages: Page[];
+  /** Where a read's data goes. */
+  readonly dst: Uint8Array | undefined;
+  /** Grants for the current placement (data pages then indirect pages). */
+  grants: { ref: GrantRef; page: Page }[];
+  indirectPages: Page[];
+  readonly resolve: () => void;
+  readonly reject: (e: BlockError) => void;
+}
+
+interface Channel {
+  readonly ring: FrontRing;
+  readonly layout: BlkifLayout;
+  readonly ringPages: Page[];
+  readonly ringGrants: { ref: GrantRef; page: Page }[];
+  readonly port: Port;
+  readonly unbind: () => void;
+}
+
+interface BackendFeatures {
+  flushOp: number | undefined;
+  discard: boolean;
+  indirect: number;
+}
+
+/**
+ * A Xen block frontend (Linux's xen-blkfront, Mirage's `Blkfront`): the guest's vm-interfaces
+ * `BlockDevice` over a backend domain's disk.
+ *
+ * Data goes through pages the frontend allocates and grants (written data is copied in when
+ * the request is made, read data copied out when it completes). Every request is kept in a
+ * shadow until answered; when the backend disconnects and comes back (Closing, Closed, then
+ * InitWait again while `online` stays 1) the ring is rebuilt and unanswered requests are
+ * placed again. When the backend goes away for good (offline, or its directory removed),
+ * pending and later requests fail with `BlockError("closed")`.
+ */
+export class Blkfront implements BlockDevice {
+  readonly stats: BlkfrontStats = { requests: 0, responses: 0, reissued: 0, badResponses: 0, connects: 0 };
+  private readonly xen: XenServices;
+  private readonly devid: number;
+  private readonly layout: BlkifLayout;
+  private readonly maxRingPageOrder: number;
+  private readonly maxIndirect: number;
+  private readonly clock: Clock | undefined;
+  private readonly logFn: ((message: string) => void) | undefined;
+  private frontendPathValue: string;
+  private backendPathValue: string | undefined;
+  private backendDomid: DomId = 0;
+  private xsState: XenbusState = XENBUS_STATE.Initialising;
+  private channel: Channel | undefined;
+  private infoValue: BlockDeviceInfo | undefined;
+  private features: BackendFeatures = { flushOp: undefined, discard: false, indirect: 0 };
+  private nextId = 1n;
+  /** Requests not on the ring (new, or to be reissued), in order. */
+  private readonly waiting: Shadow[] = [];
+  /** Requests on the ring, by id. */
+  private readonly inflight = new Map<bigint, Shadow>();
+  /** Grants the backend still had mapped when we ended them, with the pages to free after. */
+  private readonly deferred: { ref: GrantRef; page: Page }[] = [];
+  /** References held on our pages: the owner, plus one per grant not yet ended. */
+  private readonly pageRefs = new Map<Page, number>();
+  private chain: Promise<void> = Promise.resolve();
+  private unwatch: (() => Promise<void>) | undefined;
+  private dead: BlockError | undefined;
+  private closingByUs = false;
+  private connectWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly stateWaiters: { want: (s: XenbusState) => boolean; resolve: () => void }[] = [];
+
+  constructor(opts: BlkfrontOptions) {
+    this.xen = opts.xen;
+    this.devid = opts.devid;
+    const protocol = opts.protocol ?? XEN_IO_PROTO_ABI.X86_64;
+    if (protocol !== XEN_IO_PROTO_ABI.X86_64 && protocol !== XEN_IO_PROTO_ABI.X86_32) throw new RangeError(`protocol ${String(protocol)}`);
+    this.layout = protocol === XEN_IO_PROTO_ABI.X86_32 ? BLKIF_X86_32 : BLKIF_X86_64;
+    const order = opts.maxRingPageOrder ?? BLKFRONT_DEFAULT_MAX_RING_PAGE_ORDER;
+    if (!Number.isInteger(order) || order < 0 || order > 4) throw new RangeError(`maxRingPageOrder ${order}`);
+    this.maxRingPageOrder = order;
+    const ind = opts.maxIndirectSegments ?? BLKFRONT_DEFAULT_MAX_INDIRECT_SEGMENTS;
+    if (!Number.isInteger(ind) || ind < 0 || ind > 8 * BLKIF_SEGS_PER_INDIRECT_FRAME) throw new RangeError(`maxIndirectSegments ${ind}`);
+    this.maxIndirect = ind;
+    this.clock = opts.clock;
+    this.logFn = opts.log;
+    this.frontendPathValue = opts.frontendPath ?? `/local/domain/${opts.xen.domid}/device/vbd/${opts.devid}`;
+    this.backendPathValue = opts.backendPath;
+  }
+
+  /** The disk as the backend describes it. **Errors:** Error before the first connection (host misuse). */
+  get info(): BlockDeviceInfo {
+    if (this.infoValue === undefined) throw new Error("blkfront: not connected yet");
+    return this.infoValue;
+  }
+
+  get state(): XenbusState {
+    return this.xsState;
+  }
+
+  get frontendPath(): string {
+    return this.frontendPathValue;
+  }
+
+  /** Requests made and not yet answered. */
+  get pending(): number {
+    return this.waiting.length + this.inflight.size;
+  }
+
+  /** Ring pages in use (2^ring-page-order), 0 when disconnected. */
+  get ringPages(): number {
+    return this.channel?.ringPages.length ?? 0;
+  }
+
+  /** Grants we could not end yet because the backend still maps them. */
+  get deferredGrants(): number {
+    return this.deferred.length;
+  }
+
+  private log(msg: string): void {
+    if (this.logFn) this.logFn(`${this.clock ? `[${this.clock.now()}] ` : ""}blkfront ${this.devid}: ${msg}`);
+  }
+
+  /**
+   * Runs the handshake: watches the backend's state, sets up the ring when it is in InitWait,
+   * and resolves once both ends are Connected. **Errors:** BlockError("closed") when the
+   * backend closes or goes away before connecting.
+   */
+  async connect(): Promise<void> {
+    if (this.dead) throw this.dead;
+    const xs = this.xen.xenstore;
+    const f = this.frontendPathValue;
+    const backend = this.backendPathValue ?? (await xs.read(`${f}/backend`));
+    this.backendPathValue = backend;
+    const idText = await xs.read(`${f}/backend-id`);
+    const id = Number(idText);
+    if (!/^\d+$/.test(idText) || id > 0x7fef) throw new BlockError("io", `bad backend-id ${idText}`);
+    this.backendDomid = id;
+    const connected = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    if (this.unwatch === undefined) {
+      this.unwatch = await xs.watch(`${backend}/state`, () => this.queue(() => this.backendChanged()));
+    }
+    return connected;
+  }
+
+  /** Resolves when the frontend reaches a state `want` accepts. */
+  waitForState(want: (s: XenbusState) => boolean): Promise<void> {
+    if (want(this.xsState)) return Promise.resolve();
+    return new Promise((resolve) => this.stateWaiters.push({ want, resolve }));
+  }
+
+  /**
+   * Detaches (guest shutdown / unplug): Closing, wait for the backend to close, tear the ring
+   * down, Closed. Requests still pending fail with BlockError("closed").
+   */
+  async close(): Promise<void> {
+    this.closingByUs = true;
+    await this.queue(async () => {
+      await this.switchState(XENBUS_STATE.Closing);
+    });
+    await this.backendAtLeastClosing();
+    await this.queue(async () => {
+      this.teardown();
+      await this.switchState(XENBUS_STATE.Closed);
+      await this.kill(new BlockError("closed", "blkfront closed"));
+    });
+  }
+
+  private async backendAtLeastClosing(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const path = `${this.backendPathValue}/state`;
+    for (;;) {
+      const s = parseXenbusState(await xsReadOptional(xs, path).catch(() => undefined));
+      if (s === XENBUS_STATE.Closing || s === XENBUS_STATE.Closed || s === XENBUS_STATE.Unknown) return;
+      await new Promise<void>((resolve) => {
+        let done = false;
+        let un: (() => Promise<void>) | undefined;
+        void xs.watch(path, () => {
+          if (done) return;
+          void (async () => {
+            const t = parseXenbusState(await xsReadOptional(xs, path).catch(() => undefined));
+            if (t >= XENBUS_STATE.Closing || t === XENBUS_STATE.Unknown) {
+              done = true;
+              await un?.();
+              resolve();
+            }
+          })();
+        }).then((u) => {
+          un = u;
+          if (done) void u();
+        });
+      });
+    }
+  }
+
+  private queue(fn: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(fn).catch((e: unknown) => this.log(`xenbus handling failed: ${String(e)}`));
+    this.chain = next;
+    return next;
+  }
+
+  private async switchState(s: XenbusState): Promise<void> {
+    this.xsState = s;
+    this.log(`state ${xenbusStateName(s)}`);
+    try {
+      await this.xen.xenstore.write(`${this.frontendPathValue}/state`, String(s));
+    } catch (e) {
+      this.log(`cannot write state: ${String(e)}`);
+    }
+    for (let i = this.stateWaiters.length - 1; i >= 0; i--) {
+      const w = this.stateWaiters[i]!;
+      if (w.want(s)) {
+        this.stateWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private async backendChanged(): Promise<void> {
+    if (this.dead) {
+      // Gone for good: only grants the backend still mapped are left to end.
+      this.retryDeferred();
+      await this.unwatchWhenClean();
+      return;
+    }
+    const xs = this.xen.xenstore;
+    const b = this.backendPathValue!;
+    let text: string | undefined;
+    try {
+      text = await xsReadOptional(xs, `${b}/state`);
+    } catch (e) {
+      this.log(`cannot read backend state: ${String(e)}`);
+      return;
+    }
+    const bs = parseXenbusState(text);
+    this.log(`backend ${xenbusStateName(bs)}`);
+    switch (bs) {
+      case XENBUS_STATE.InitWait:
+        if (this.xsState === XENBUS_STATE.Initialising && !this.closingByUs) await this.talkToBackend();
+        break;
+      case XENBUS_STATE.Connected:
+        if (this.xsState === XENBUS_STATE.Initialised) await this.connected();
+        break;
+      case XENBUS_STATE.Closing:
+      case XENBUS_STATE.Closed: {
+        if (this.closingByUs) break;
+        this.teardown();
+        const online = await xsReadOptional(xs, `${b}/online`).catch(() => undefined);
+        if (online !== "1") {
+          await this.switchState(XENBUS_STATE.Closed);
+          await this.kill(new BlockError("closed", "backend closed"));
+          break;
+        }
+        if (bs === XENBUS_STATE.Closing) {
+          if (this.xsState !== XENBUS_STATE.Closed) await this.switchState(XENBUS_STATE.Closed);
+        } else {
+          // The backend closed but stays online: start again, it will offer InitWait.
+          this.log("backend closed; reconnecting");
+          await this.switchState(XENBUS_STATE.Initialising);
+        }
+        break;
+      }
+      case XENBUS_STATE.Unknown:
+        if (text === undefined) {
+          this.teardown();
+          await this.kill(new BlockError("closed", "backend removed"));
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** talk_to_blkback: ring pages, grants, event channel, then Initialised. */
+  private async talkToBackend(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const b = this.backendPathValue!;
+    const f = this.frontendPathValue;
+    const offered = Number((await xsReadOptional(xs, `${b}/max-ring-page-order`).catch(() => undefined)) ?? "0");
+    let order = Number.isInteger(offered) && offered > 0 ? Math.min(offered, this.maxRingPageOrder) : 0;
+    let pages: Page[] = [];
+    for (;;) {
+      pages = [];
+      for (let i = 0; i < 1 << order; i++) pages.push(this.allocPage());
+      const first = pages[0]!.bytes;
+      const contiguous = pages.every((p, i) => p.bytes.buffer === first.buffer && p.bytes.byteOffset === first.byteOffset + i * PAGE_SIZE);
+      if (contiguous || order === 0) break;
+      this.log(`ring pages for order ${order} not contiguous; using one page`);
+      for (const p of pages) this.releasePage(p);
+      order = 0;
+    }
+    const first = pages[0]!.bytes;
+    const bytes = new Uint8Array(first.buffer, first.byteOffset, pages.length * PAGE_SIZE);
+    const ring = FrontRing.init(bytes, this.layout.entrySize);
+    const ringGrants = pages.map((p) => this.grant(p, false));
+    const refs = ringGrants.map((g) => g.ref);
+    const port = this.xen.evtchn.allocUnbound(this.backendDomid);
+    const ch: Channel = { ring, layout: this.layout, ringPages: pages, ringGrants, port, unbind: () => {} };
+    (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.onResponses(ch));
+    this.channel = ch;
+    await xs.transaction(async (tx) => {
+      if (order === 0) {
+        await tx.write(`${f}/ring-ref`, String(refs[0]));
+        await tx.rm(`${f}/ring-page-order`);
+      } else {
+        await tx.rm(`${f}/ring-ref`);
+        await tx.write(`${f}/ring-page-order`, String(order));
+        for (let i = 0; i < refs.length; i++) await tx.write(`${f}/ring-ref${i}`, String(refs[i]));
+      }
+      await tx.write(`${f}/event-channel`, String(port));
+      await tx.write(`${f}/protocol`, this.layout.protocol);
+      await tx.write(`${f}/feature-persistent`, "0");
+    });
+    await this.switchState(XENBUS_STATE.Initialised);
+  }
+
+  /** blkfront_connect: reads the disk's description, Connected, (re)issues requests. */
+  private async connected(): Promise<void> {
+    const xs = this.xen.xenstore;
+    const b = this.backendPathValue!;
+    const read = async (k: string): Promise<string | undefined> => xsReadOptional(xs, `${b}/${k}`).catch(() => undefined);
+    const num = async (k: string, dflt: number): Promise<number> => {
+      const t = await read(k);
+      const n = t !== undefined && /^\s*\d+\s*$/.test(t) ? Number(t) : NaN;
+      return Number.isSafeInteger(n) ? n : dflt;
+    };
+    const sectors512 = await num("sectors", 0);
+    let sectorSize = await num("sector-size", BLKIF_SECTOR_SIZE);
+    if (sectorSize < 512 || sectorSize > 4096 || (sectorSize & (sectorSize - 1)) !== 0) sectorSize = BLKIF_SECTOR_SIZE;
+    let physical = await num("physical-sector-size", sectorSize);
+    if (physical < sectorSize || (physical & (physical - 1)) !== 0) physical = sectorSize;
+    const vdisk = await num("info", 0);
+    const mode = await read("mode");
+    const flushCache = (await num("feature-flush-cache", 0)) === 1;
+    const barrier = (await num("feature-barrier", 0)) === 1;
+    const discard = (await num("feature-discard", 0)) === 1;
+    const indirect = Math.min(await num("feature-max-indirect-segments", 0), this.maxIndirect);
+    this.features = {
+      flushOp: flushCache ? BLKIF_OP.FLUSH_DISKCACHE : barrier ? BLKIF_OP.WRITE_BARRIER : undefined,
+      discard,
+      indirect: indirect > BLKIF_MAX_SEGMENTS_PER_REQUEST ? indirect : 0,
+    };
+    this.infoValue = {
+      sectorSize,
+      sectors: Math.floor((sectors512 * BLKIF_SECTOR_SIZE) / sectorSize),
+      physicalSectorSize: physical,
+      readOnly: (vdisk & VDISK.READONLY) !== 0 || mode === "r",
+      flush: this.features.flushOp !== undefined,
+      discard,
+    };
+    this.stats.connects++;
+    await this.switchState(XENBUS_STATE.Connected);
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const w of waiters) w.resolve();
+    this.pump();
+  }
+
+  /**
+   * Stops using the ring: unanswered requests go back to the front of the waiting queue (in
+   * order) with their grants ended (or deferred while the backend still maps them).
+   */
+  private teardown(): void {
+    const ch = this.channel;
+    this.channel = undefined;
+    if (ch !== undefined) {
+      ch.unbind();
+      try {
+        this.xen.evtchn.close(ch.port);
+      } catch {
+        // already closed
+      }
+      for (const g of ch.ringGrants) this.endGrant(g);
+      for (const p of ch.ringPages) this.releasePage(p);
+    }
+    const back = [...this.inflight.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    this.inflight.clear();
+    this.stats.reissued += back.length;
+    for (const s of back) this.releaseGrants(s);
+    this.waiting.unshift(...back);
+    this.retryDeferred();
+  }
+
+  private async kill(err: BlockError): Promise<void> {
+    if (this.dead) return;
+    this.dead = err;
+    this.teardown();
+    const all = this.waiting.splice(0);
+    for (const s of all) {
+      this.freePages(s);
+      s.reject(err);
+    }
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const w of waiters) w.reject(err);
+    await this.unwatchWhenClean();
+  }
+
+  /** Stops watching the backend once nothing is left to clean up. */
+  private async unwatchWhenClean(): Promise<void> {
+    if (this.deferred.length > 0) return;
+    const u = this.unwatch;
+    this.unwatch = undefined;
+    if (u) await u();
+  }
+
+  /**
+   * Tries again to end grants the backend still had mapped (also done on every response and
+   * backend state change). Returns how many are still outstanding.
+   */
+  releaseDeferred(): number {
+    this.retryDeferred();
+    return this.deferred.length;
+  }
+
+  /** Allocates a page we hold one reference to (its owner). */
+  private allocPage(): Page {
+    const p = this.xen.pages.allocPage();
+    this.pageRefs.set(p, 1);
+    return p;
+  }
+
+  /** Drops one reference; the page is freed when neither an owner nor a live grant holds it. */
+  private releasePage(p: Page): void {
+    const n = (this.pageRefs.get(p) ?? 1) - 1;
+    if (n > 0) {
+      this.pageRefs.set(p, n);
+      return;
+    }
+    this.pageRefs.delete(p);
+    this.xen.pages.freePage(p);
+  }
+
+  /** Grants `p` to the backend; the grant holds a reference to the page until it ends. */
+  private grant(p: Page, readonly: boolean): { ref: GrantRef; page: Page } {
+    const ref = this.xen.gnttab.grantAccess(this.backendDomid, p.frame, readonly);
+    this.pageRefs.set(p, (this.pageRefs.get(p) ?? 0) + 1);
+    return { ref, page: p };
+  }
+
+  /** Ends a grant; while the backend still maps it, keeps it (and its page) for a later try. */
+  private endGrant(g: { ref: GrantRef; page: Page }): void {
+    let ended: boolean;
+    try {
+      ended = this.xen.gnttab.endAccess(g.ref);
+    } catch {
+      ended = true;
+    }
+    if (ended) this.releasePage(g.page);
+    else this.deferred.push(g);
+  }
+
+  private retryDeferred(): void {
+    for (const g of this.deferred.splice(0)) this.endGrant(g);
+  }
+
+  /** Ends the grants of a placement and frees its indirect pages; data pages stay with the shadow. */
+  private releaseGrants(s: Shadow): void {
+    for (const g of s.grants) this.endGrant(g);
+    s.grants = [];
+    for (const p of s.indirectPages) this.releasePage(p);
+    s.indirectPages = [];
+  }
+
+  private freePages(s: Shadow): void {
+    for (const p of s.pages) this.releasePage(p);
+  }
+
+  // ---------------------------------------------------------------- BlockDevice
+
+  async read(sector: number, dst: Uint8Array): Promise<void> {
+    const err = this.check(sector, dst.length, false);
+    if (err) throw err;
+    await this.rw("read", sector, dst, undefined);
+  }
+
+  async write(sector: number, src: Uint8Array): Promise<void> {
+    const err = this.check(sector, src.length, true);
+    if (err) throw err;
+    await this.rw("write", sector, undefined, src);
+  }
+
+  async flush(): Promise<void> {
+    if (this.dead) throw this.dead;
+    const op = this.features.flushOp;
+    if (op === undefined) return;
+    try {
+      await this.submit("flush", op, 0, 0, [], undefined);
+    } catch (e) {
+      if (e instanceof BlockError && e.kind === "unsupported") {
+        this.log("flush not supported by the backend; disabled");
+        this.features.flushOp = undefined;
+        return;
+      }
+      throw e;
+    }
+  }
+
+  async discard(sector: number, count: number): Promise<void> {
+    if (this.dead) throw this.dead;
+    const info = this.info;
+    if (!this.features.discard) throw new BlockError("unsupported", "backend offers no discard");
+    const err = checkBlockRequest(info, sector, count * info.sectorSize, true);
+    if (err) throw err;
+    const per = info.sectorSize / BLKIF_SECTOR_SIZE;
+    try {
+      await this.submit("discard", BLKIF_OP.DISCARD, sector * per, count * per, [], undefined);
+    } catch (e) {
+      if (e instanceof BlockError && e.kind === "unsupported") this.features.discard = false;
+      throw e;
+    }
+  }
+
+  private check(sector: number, bytes: number, write: boolean): BlockError | undefined {
+    if (this.dead) return this.dead;
+    return checkBlockRequest(this.info, sector, bytes, write);
+  }
+
+  /** Splits a transfer into ring requests of at most the segments one request can carry. */
+  private async rw(kind: "read" | "write", sector: number, dst: Uint8Array | undefined, src: Uint8Array | undefined): Promise<void> {
+    const buf = (dst ?? src)!;
+    const per = this.info.sectorSize / BLKIF_SECTOR_SIZE;
+    const maxSegs = this.features.indirect > 0 ? this.features.indirect : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    const chunk = maxSegs * PAGE_SIZE;
+    const parts: Promise<void>[] = [];
+    for (let o = 0; o < buf.length; o += chunk) {
+      const len = Math.min(chunk, buf.length - o);
+      const pages: Page[] = [];
+      for (let p = 0; p < len; p += PAGE_SIZE) {
+        const page = this.allocPage();
+        if (src) page.bytes.set(src.subarray(o + p, o + Math.min(p + PAGE_SIZE, len)));
+        pages.push(page);
+      }
+      const op = kind === "read" ? BLKIF_OP.READ : BLKIF_OP.WRITE;
+      parts.push(this.submit(kind, op, sector * per + o / BLKIF_SECTOR_SIZE, len, pages, dst?.subarray(o, o + len)));
+    }
+    const results = await Promise.allSettled(parts);
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+
+  private submit(kind: Kind, operation: number, sector: number, length: number, pages: Page[], dst: Uint8Array | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.dead) {
+        for (const p of pages) this.releasePage(p);
+        reject(this.dead);
+        return;
+      }
+      this.waiting.push({ id: this.nextId++, kind, operation, sector, length, pages, dst, grants: [], indirectPages: [], resolve, reject });
+      this.stats.requests++;
+      this.pump();
+    });
+  }
+
+  /** Places waiting requests on the ring while it has room, then notifies if the backend asked. */
+  private pump(): void {
+    const ch = this.channel;
+    if (ch === undefined || this.xsState !== XENBUS_STATE.Connected) return;
+    let placed = 0;
+    while (this.waiting.length > 0 && ch.ring.freeRequests() > 0) {
+      const s = this.waiting.shift()!;
+      this.place(ch, s);
+      placed++;
+    }
+    if (placed > 0 && ch.ring.pushRequestsAndCheckNotify()) {
+      try {
+        this.xen.evtchn.notify(ch.port);
+      } catch (e) {
+        this.log(`notify failed: ${String(e)}`);
+      }
+    }
+  }
+
+  private place(ch: Channel, s: Shadow): void {
+    const off = ch.ring.nextRequest();
+    const handle = this.devid & 0xffff;
+    this.inflight.set(s.id, s);
+    if (s.kind === "flush") {
+      encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: 0, handle, id: s.id, sectorNumber: 0, segments: [] }, ch.layout);
+      return;
+    }
+    if (s.kind === "discard") {
+      encodeBlkifRequest(ch.ring.view, off, { operation: BLKIF_OP.DISCARD, flag: 0, handle, id: s.id, sectorNumber: s.sector, nrSectors: s.length }, ch.layout);
+      return;
+    }
+    const readonly = s.kind === "write";
+    const segments: BlkifSegment[] = [];
+    let left = s.length;
+    for (const p of s.pages) {
+      const n = Math.min(left, PAGE_SIZE) / BLKIF_SECTOR_SIZE;
+      left -= n * BLKIF_SECTOR_SIZE;
+      const g = this.grant(p, readonly);
+      s.grants.push(g);
+      segments.push({ gref: g.ref, firstSect: 0, lastSect: Math.min(n, SECTORS_PER_PAGE) - 1 });
+    }
+    if (segments.length <= BLKIF_MAX_SEGMENTS_PER_REQUEST) {
+      encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, segments }, ch.layout);
+      return;
+    }
+    const indirectGrefs: number[] = [];
+    for (let i = 0; i < segments.length; i += BLKIF_SEGS_PER_INDIRECT_FRAME) {
+      const page = this.allocPage();
+      const v = new DataView(page.bytes.buffer, page.bytes.byteOffset, PAGE_SIZE);
+      const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, segments.length - i);
+      for (let k = 0; k < n; k++) encodeBlkifSegment(v, k * BLKIF_SEGMENT.SIZE, segments[i + k]!);
+      const g = this.grant(page, true);
+      s.grants.push(g);
+      s.indirectPages.push(page);
+      indirectGrefs.push(g.ref);
+    }
+    encodeBlkifRequest(ch.ring.view, off, {
+      operation: BLKIF_OP.INDIRECT, indirectOp: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, indirectGrefs,
+    }, ch.layout);
+  }
+
+  /** Consumes responses (event handler). */
+  private onResponses(ch: Channel): void {
+    if (this.channel !== ch) return;
+    const ring = ch.ring;
+    for (;;) {
+      if (ring.responseProducerOverflow()) this.log("backend published more responses than requests");
+      let off: number | undefined;
+      while ((off = ring.takeResponse()) !== undefined) {
+        const rsp = decodeBlkifResponse(ring.view, off, ch.layout);
+        this.complete(rsp.id, rsp.operation, rsp.status);
+        if (this.channel !== ch) return;
+      }
+      if (!ring.finalCheckForResponses()) break;
+    }
+    if (this.deferred.length > 0) this.retryDeferred();
+    this.pump();
+  }
+
+  private complete(id: bigint, operation: number, status: number): void {
+    const s = this.inflight.get(id);
+    const expected = s === undefined ? undefined : s.pages.length > BLKIF_MAX_SEGMENTS_PER_REQUEST ? BLKIF_OP.INDIRECT : s.operation;
+    if (s === undefined || (operation !== expected && operation !== s.operation)) {
+      this.stats.badResponses++;
+      this.log(`bad response: id ${id} operation ${operation}`);
+      return;
+    }
+    this.inflight.delete(id);
+    this.stats.responses++;
+    this.releaseGrants(s);
+    if (status === BLKIF_RSP.OKAY) {
+      if (s.kind === "read" && s.dst) {
+        let o = 0;
+        for (const p of s.pages) {
+          const n = Math.min(PAGE_SIZE, s.length - o);
+          s.dst.set(p.bytes.subarray(0, n), o);
+          o += n;
+        }
+      }
+      this.freePages(s);
+      s.resolve();
+      return;
+    }
+    this.freePages(s);
+    if (status === BLKIF_RSP.EOPNOTSUPP) s.reject(new BlockError("unsupported", `backend does not support operation ${s.operation}`));
+    else s.reject(new BlockError("io", `backend answered ${status} to ${s.kind} at ${s.sector}`));
+  }
+}

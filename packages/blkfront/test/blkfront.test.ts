@@ -1,0 +1,290 @@
+import { Blkback } from "@paravirt/blkback";
+import { XENBUS_STATE } from "@paravirt/device-channel";
+import { BlockError } from "@paravirt/vm-interfaces";
+import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
+import { removeDevice } from "@paravirt/xen-testing";
+import { describe, expect, it } from "vitest";
+import { DEVID, GatedDevice, pattern, rig, same } from "./harness.ts";
+
+describe("handshake", () => {
+  it("connects through xenstore as Linux does and describes the disk", async () => {
+    const { dom0, domU, front, back, paths } = await rig();
+    const xs = dom0.xenstore;
+    const f = paths.frontendPath;
+    const b = paths.backendPath;
+    expect(await xs.read(`${f}/state`)).toBe("4");
+    expect(await xs.read(`${b}/state`)).toBe("4");
+    expect(await xs.read(`${f}/protocol`)).toBe("x86_64-abi");
+    expect(await xs.read(`${f}/ring-page-order`)).toBe("4");
+    for (let i = 0; i < 16; i++) expect(await xs.read(`${f}/ring-ref${i}`)).toMatch(/^\d+$/);
+    expect(await xs.read(`${f}/event-channel`)).toMatch(/^\d+$/);
+    expect(await xs.read(`${f}/feature-persistent`)).toBe("0");
+    expect(await xs.read(`${b}/sectors`)).toBe("4096");
+    expect(await xs.read(`${b}/sector-size`)).toBe("512");
+    expect(await xs.read(`${b}/physical-sector-size`)).toBe("512");
+    expect(await xs.read(`${b}/info`)).toBe("0");
+    expect(await xs.read(`${b}/mode`)).toBe("w");
+    expect(await xs.read(`${b}/feature-flush-cache`)).toBe("1");
+    expect(await xs.read(`${b}/feature-barrier`)).toBe("1");
+    expect(await xs.read(`${b}/feature-discard`)).toBe("1");
+    expect(await xs.read(`${b}/discard-granularity`)).toBe("512");
+    expect(await xs.read(`${b}/feature-max-indirect-segments`)).toBe("256");
+    expect(await xs.read(`${b}/max-ring-page-order`)).toBe("4");
+    expect(front.info).toEqual({ sectorSize: 512, sectors: 4096, physicalSectorSize: 512, readOnly: false, flush: true, discard: true });
+    expect(front.state).toBe(XENBUS_STATE.Connected);
+    expect(back.state).toBe(XENBUS_STATE.Connected);
+    expect(front.ringPages).toBe(16);
+    expect(domU.gnttab.grantsInUse).toBe(16);
+    expect(dom0.gnttab.mappingsHeld).toBe(16);
+  });
+
+  it("uses a one-page ring with ring-ref when either side wants order 0", async () => {
+    const { dom0, front, paths } = await rig({ back: { maxRingPageOrder: 0 } });
+    expect(await dom0.xenstore.read(`${paths.frontendPath}/ring-ref`)).toMatch(/^\d+$/);
+    expect(front.ringPages).toBe(1);
+    const r2 = await rig({ front: { maxRingPageOrder: 0 } });
+    expect(r2.front.ringPages).toBe(1);
+  });
+
+  it("reports a read-only disk and refuses writes locally", async () => {
+    const { front } = await rig({ mode: "r" });
+    expect(front.info.readOnly).toBe(true);
+    expect(front.info.discard).toBe(false);
+    await expect(front.write(0, new Uint8Array(512))).rejects.toMatchObject({ kind: "read-only" });
+  });
+});
+
+describe("data", () => {
+  for (const protocol of ["x86_64-abi", "x86_32-abi"] as const) {
+    for (const order of [0, 2]) {
+      it(`round-trips patterns at several offsets and sizes (${protocol}, ring order ${order})`, async () => {
+        const { front, disk, xen, dom0, domU } = await rig({ front: { protocol, maxRingPageOrder: order } });
+        const cases: [number, number][] = [[0, 1], [1, 7], [8, 8], [13, 88], [100, 96], [333, 257], [4096 - 300, 300]];
+        let seed = 1;
+        for (const [sector, count] of cases) {
+          const data = pattern(count * 512, seed++);
+          await front.write(sector, data);
+          expect(same(disk.data.subarray(sector * 512, (sector + count) * 512), data)).toBe(true);
+          const back = new Uint8Array(count * 512);
+          await front.read(sector, back);
+          expect(same(back, data)).toBe(true);
+        }
+        // many at once
+        const all = cases.map(([sector, count], i) => front.read(sector, new Uint8Array(count * 512)).then(() => i));
+        expect(await Promise.all(all)).toHaveLength(cases.length);
+        await xen.settle();
+        expect(front.pending).toBe(0);
+        expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
+        expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
+        expect(xen.errors).toEqual([]);
+      });
+    }
+  }
+
+  it("uses indirect requests for large transfers and plain ones when indirect is off", async () => {
+    const a = await rig();
+    const data = pattern(64 * 4096, 9);
+    await a.front.write(10, data);
+    expect(a.back.stats.indirect).toBe(2);
+    const out = new Uint8Array(data.length);
+    await a.front.read(10, out);
+    expect(same(out, data)).toBe(true);
+    const b = await rig({ back: { maxIndirectSegments: 0 } });
+    await b.front.write(10, data);
+    expect(b.back.stats.indirect).toBe(0);
+    expect(b.back.stats.writes).toBe(Math.ceil(64 / 11));
+    expect(same(b.disk.data.subarray(10 * 512, 10 * 512 + data.length), data)).toBe(true);
+  });
+
+  it("hands the device views of the granted pages (zero copy, page runs merged)", async () => {
+    const { front, back, disk } = await rig();
+    await front.write(0, pattern(8 * 4096, 3));
+    expect(back.stats.zeroCopyCalls).toBeGreaterThan(0);
+    expect(back.stats.bounced).toBe(0);
+    expect(disk.log.filter((l) => l.op === "write").length).toBeLessThanOrEqual(8);
+  });
+
+  it("works on a 4096-byte-sector disk", async () => {
+    const disk = new MemoryBlockDevice(512, { sectorSize: 4096 });
+    const { front } = await rig({ disk });
+    expect(front.info.sectorSize).toBe(4096);
+    expect(front.info.sectors).toBe(512);
+    const data = pattern(3 * 4096, 5);
+    await front.write(7, data);
+    expect(same(disk.data.subarray(7 * 4096, 10 * 4096), data)).toBe(true);
+    const out = new Uint8Array(data.length);
+    await front.read(7, out);
+    expect(same(out, data)).toBe(true);
+  });
+
+  it("discards", async () => {
+    const { front, disk } = await rig();
+    await front.write(0, pattern(16 * 512, 2));
+    await front.discard(4, 8);
+    expect(disk.data.subarray(4 * 512, 12 * 512).every((b) => b === 0)).toBe(true);
+    expect(disk.data[3 * 512]).not.toBe(0);
+    expect(disk.log.some((l) => l.op === "discard" && l.sector === 4 && l.bytes === 8 * 512)).toBe(true);
+  });
+
+  it("rejects out-of-range and misaligned requests without sending them", async () => {
+    const { front, back } = await rig();
+    await expect(front.read(4095, new Uint8Array(1024))).rejects.toMatchObject({ kind: "out-of-range" });
+    await expect(front.read(0, new Uint8Array(100))).rejects.toMatchObject({ kind: "misaligned" });
+    expect(back.stats.requests).toBe(0);
+  });
+
+  it("turns a device error into BlockError io", async () => {
+    const { front, disk } = await rig();
+    disk.failNext = true;
+    await expect(front.read(0, new Uint8Array(512))).rejects.toMatchObject({ kind: "io" });
+    await front.read(0, new Uint8Array(512));
+  });
+});
+
+describe("ordering", () => {
+  it("completes requests out of order", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    const { front, xen } = await rig({ disk, device: gated });
+    gated.gated = true;
+    const done: number[] = [];
+    const ps = [0, 1, 2, 3].map((i) => front.write(i * 8, pattern(4096, i)).then(() => done.push(i)));
+    await xen.settle();
+    expect(gated.held.map((h) => h.sector)).toEqual([0, 8, 16, 24]);
+    for (const i of [2, 0, 3, 1]) {
+      gated.held[i]!.release();
+      await xen.settle();
+    }
+    await Promise.all(ps);
+    expect(done).toEqual([2, 0, 3, 1]);
+  });
+
+  it("flushes after the writes that completed before it, with FLUSH_DISKCACHE", async () => {
+    const { front, disk, back } = await rig();
+    await front.write(0, pattern(4096, 1));
+    await front.write(8, pattern(4096, 2));
+    await front.flush();
+    expect(disk.log.map((l) => l.op)).toEqual(["write", "write", "flush"]);
+    expect(back.stats.flushes).toBe(1);
+  });
+
+  it("falls back to WRITE_BARRIER, which drains the requests before it", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    // A backend that offers barriers but not cache flushes.
+    const { front, xen, back } = await rig({
+      disk, device: gated,
+      beforeFront: async (x, p) => x.toolstackStore().write(`${p.backendPath}/feature-flush-cache`, "0"),
+    });
+    expect(front.info.flush).toBe(true);
+    gated.gated = true;
+    const w = front.write(0, pattern(4096, 7));
+    await xen.settle();
+    const fl = front.flush();
+    await xen.settle();
+    // the barrier waits for the write to finish before reaching the device
+    expect(gated.held.map((h) => h.op)).toEqual(["write"]);
+    await gated.releaseAll(xen);
+    await Promise.all([w, fl]);
+    expect(disk.log.map((l) => l.op)).toEqual(["write", "flush"]);
+    expect(back.stats.barriers).toBe(1);
+  });
+
+  it("resolves flush at once when the disk has no write cache", async () => {
+    const disk = new MemoryBlockDevice(64);
+    (disk.info as { flush: boolean }).flush = false;
+    const { front, back } = await rig({ disk });
+    expect(front.info.flush).toBe(false);
+    await front.flush();
+    expect(back.stats.requests).toBe(0);
+  });
+});
+
+describe("lifecycle", () => {
+  it("reissues in-flight requests after the backend reconnects", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    const { front, back, xen, dom0, domU } = await rig({ disk, device: gated });
+    await front.write(0, pattern(8 * 512, 1));
+    gated.gated = true;
+    const data = pattern(3 * 4096, 2);
+    const w = front.write(100, data);
+    const r = new Uint8Array(8 * 512);
+    const rd = front.read(0, r);
+    await xen.settle();
+    expect(gated.held).toHaveLength(2);
+    const reset = back.reset();
+    await xen.settle();
+    // The old requests finish at the device but are not answered; the ring is rebuilt.
+    gated.gated = false;
+    for (const h of gated.held.splice(0)) h.release();
+    await reset;
+    await Promise.all([w, rd]);
+    expect(same(r, pattern(8 * 512, 1))).toBe(true);
+    expect(same(disk.data.subarray(100 * 512, 100 * 512 + data.length), data)).toBe(true);
+    expect(front.stats.reissued).toBe(2);
+    expect(front.stats.connects).toBe(2);
+    expect(back.stats.connects).toBe(2);
+    expect(front.state).toBe(XENBUS_STATE.Connected);
+    await xen.settle();
+    expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
+    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
+    expect(front.deferredGrants).toBe(0);
+    // and the device keeps working
+    await front.write(200, pattern(512, 3));
+    expect(xen.errors).toEqual([]);
+  });
+
+  it("fails pending and later requests with closed when the backend goes away for good", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    const { front, back, xen, paths, dom0, domU } = await rig({ disk, device: gated });
+    gated.gated = true;
+    const rd = front.read(0, new Uint8Array(4096));
+    const caught = rd.catch((e: unknown) => e);
+    await xen.settle();
+    await removeDevice(xen, paths);
+    await xen.settle();
+    const err = await caught;
+    expect(err).toBeInstanceOf(BlockError);
+    expect((err as BlockError).kind).toBe("closed");
+    await expect(front.write(0, new Uint8Array(512))).rejects.toMatchObject({ kind: "closed" });
+    gated.gated = false;
+    for (const h of gated.held.splice(0)) h.release();
+    await xen.settle();
+    expect(front.state).toBe(XENBUS_STATE.Closed);
+    expect(back.state).toBe(XENBUS_STATE.Closed);
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
+    expect(domU.gnttab.grantsInUse).toBe(0);
+    expect(domU.memory.allocated).toBe(0);
+    expect(dom0.evtchn.openPorts + domU.evtchn.openPorts).toBe(0);
+  });
+
+  it("closes from the guest side and the backend follows", async () => {
+    const { front, back, xen, dom0, domU } = await rig();
+    await front.write(0, pattern(512, 1));
+    await front.close();
+    await xen.settle();
+    expect(front.state).toBe(XENBUS_STATE.Closed);
+    expect(back.state).toBe(XENBUS_STATE.Closed);
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
+    expect(domU.gnttab.grantsInUse).toBe(0);
+    await expect(front.read(0, new Uint8Array(512))).rejects.toMatchObject({ kind: "closed" });
+  });
+
+  it("a second backend instance serves a re-initialised frontend", async () => {
+    const { front, back, xen, dom0, disk } = await rig();
+    await back.stop();
+    await xen.settle();
+    const back2 = new Blkback({ xen: dom0, device: disk, frontendDomid: 1, devid: DEVID });
+    await back2.start();
+    await xen.settle();
+    expect(back2.state).toBe(XENBUS_STATE.Connected);
+    await front.write(5, pattern(512, 4));
+    expect(same(disk.data.subarray(5 * 512, 6 * 512), pattern(512, 4))).toBe(true);
+  });
+});
