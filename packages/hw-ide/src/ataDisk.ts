@@ -339,7 +339,9 @@ export class AtaDisk {
   /** The bus master was stopped during the data phase: the drive keeps waiting for DMA. */
   dmaCancel(): void {
     if (this.phaseValue !== "dma-run") return;
+    const x = this.xfer;
     this.abandon();
+    this.xfer = x;
     this.phaseValue = "dma-wait";
   }
 
