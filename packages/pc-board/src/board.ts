@@ -3,10 +3,12 @@
  * bus 0, IRQ lines (ORed per line), and a virtual clock. Device models are plugged in by
  * whoever composes the machine; `boot()` runs the firmware's PCI resource assignment.
  */
-import { IoBus, IrqRouter, VirtualClock, type IrqLine, type PciAddress, type PciDeviceInfo, type PciFunction } from "@paravirt/vm-interfaces";
+import { IoBus, IrqRouter, PciConfigSpace, VirtualClock, type IrqLine, type PciAddress, type PciDeviceInfo, type PciFunction } from "@paravirt/vm-interfaces";
 import { PhysicalAddressSpace } from "./physicalAddressSpace.ts";
 import { PciHostBridge } from "./pciHost.ts";
 import { assignPciResources, type FirmwareOptions } from "./firmware.ts";
+import { HostIoTracker } from "./hostIo.ts";
+import { runUntil, type RunOptions } from "./eventLoop.ts";
 
 export interface PcBoardOptions {
   /** RAM in bytes (default 64 MiB). */
@@ -14,6 +16,12 @@ export interface PcBoardOptions {
   /** Use this buffer as RAM instead (e.g. a hypervisor's machine memory); overrides `ramBytes`. */
   ram?: ArrayBuffer;
   clock?: VirtualClock;
+  /**
+   * Plug the i440FX chipset's own functions, as on the PC QEMU models: the host bridge at
+   * 00:00.0 (8086:1237) and the PIIX3 ISA bridge at 00:01.0 (8086:7000, multi-function, so
+   * the PIIX IDE function can sit at 00:01.1). Default true.
+   */
+  chipset?: boolean;
   /** INTx wiring: the IRQ a device's pin (1 = INTA#) reaches. Default: PIIX-style swizzle onto 10, 11, 10, 11. */
   routeIrq?(address: PciAddress, pin: number): number | undefined;
 }
@@ -29,6 +37,8 @@ export class PcBoard {
   readonly ports = new IoBus(0x10000);
   readonly irqs = new IrqRouter();
   readonly pci: PciHostBridge;
+  /** Host I/O of this machine's backends (wrap them with `trackBlockDevice`). */
+  readonly hostIo = new HostIoTracker();
   /** PCI functions as firmware found and configured them (after `boot()`). */
   devices: PciDeviceInfo[] = [];
   /** The board's INTx wiring, which firmware reports in INTERRUPT_LINE. */
@@ -39,6 +49,11 @@ export class PcBoard {
     this.memory = new PhysicalAddressSpace(options.ram ?? options.ramBytes ?? 64 * 1024 * 1024);
     this.pci = new PciHostBridge(this.ports, this.memory);
     this.routeIrq = options.routeIrq ?? defaultIrqRoute;
+    if (options.chipset ?? true) {
+      // [i440FX datasheet §3.2; PIIX3 datasheet §2.2]: class 06:00 host bridge, 06:01 ISA bridge.
+      this.pci.attach({ bus: 0, device: 0, function: 0 }, new PciConfigSpace({ vendorId: 0x8086, deviceId: 0x1237, classCode: 0x060000, revision: 2 }));
+      this.pci.attach({ bus: 0, device: 1, function: 0 }, new PciConfigSpace({ vendorId: 0x8086, deviceId: 0x7000, classCode: 0x060100, headerType: 0x80 }));
+    }
   }
 
   /** The IRQ line wired to INTx pin `pin` (1 = INTA#) of PCI device `device` on bus 0. */
@@ -58,6 +73,11 @@ export class PcBoard {
     const address = { bus: 0, device, function: func };
     this.pci.attach(address, fn);
     return address;
+  }
+
+  /** Runs the machine (virtual time + host I/O) until `done()`; see {@link runUntil}. */
+  run(done: () => boolean, options: RunOptions = {}): Promise<void> {
+    return runUntil(this.clock, done, { hostBusy: () => this.hostIo.inFlight > 0, ...options });
   }
 
   /** Firmware: assigns BARs and IRQs to every PCI function; returns (and keeps) the device list. */

@@ -12,6 +12,11 @@ export interface RunOptions {
   idleTimeoutMs?: number;
   /** Give up after virtual time passes this many ns from the start. Default: no limit. */
   virtualLimitNs?: number;
+  /**
+   * True while host I/O is in flight (see {@link HostIoTracker}): virtual time then stands
+   * still (only timers due now run) until the host answers.
+   */
+  hostBusy?: () => boolean;
 }
 
 /** Runs `clock` until `done()` is true. Rejects when the machine idles or passes the virtual limit first. */
@@ -22,6 +27,11 @@ export async function runUntil(clock: VirtualClock, done: () => boolean, options
   for (;;) {
     await turn();
     if (done()) return;
+    if (options.hostBusy?.()) {
+      clock.advanceTo(clock.now());
+      idleSince = performance.now();
+      continue;
+    }
     const next = clock.nextDeadline();
     if (next !== undefined && next <= deadline) {
       clock.runNext();

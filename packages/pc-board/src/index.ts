@@ -8,3 +8,4 @@ export { assignPciResources, configRead, configWrite, type FirmwareOptions } fro
 export { PcBoard, defaultIrqRoute, type PcBoardOptions } from "./board.ts";
 export { BareMetalPlatform } from "./bareMetalPlatform.ts";
 export { runUntil, type RunOptions } from "./eventLoop.ts";
+export { HostIoTracker, trackBlockDevice } from "./hostIo.ts";

@@ -20,7 +20,7 @@ function toyDevice(irq?: IrqLine) {
 
 describe("PcBoard", () => {
   it("answers configuration mechanism #1 and all ones for empty slots", () => {
-    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
     board.plugPci(3, toyDevice().cfg);
     expect(configRead(board.ports, { bus: 0, device: 3, function: 0 }, 0, 4)).toBe(0x56781234);
     expect(configRead(board.ports, { bus: 0, device: 3, function: 0 }, 2, 2)).toBe(0x5678);
@@ -28,7 +28,7 @@ describe("PcBoard", () => {
   });
 
   it("has firmware size and place every BAR, route the IRQ and enable decoding", () => {
-    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
     const { regs } = toyDevice();
     const t = toyDevice();
     board.plugPci(3, t.cfg);
@@ -45,7 +45,7 @@ describe("PcBoard", () => {
   });
 
   it("moves a BAR's claim when software reprograms it, and drops it when decoding is disabled", () => {
-    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
     const t = toyDevice();
     board.plugPci(1, t.cfg);
     board.boot();
@@ -57,6 +57,15 @@ describe("PcBoard", () => {
     expect(board.ports.read(0xd008, 4)).toBe(0xffffffff);
   });
 
+  it("carries the i440FX host bridge and a multi-function PIIX3 ISA bridge by default", () => {
+    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const found = board.boot();
+    expect(found.map((d) => [d.address.device, d.address.function, d.vendorId, d.deviceId])).toEqual([
+      [0, 0, 0x8086, 0x1237],
+      [1, 0, 0x8086, 0x7000],
+    ]);
+  });
+
   it("can use an existing buffer as RAM, so DMA lands in memory someone else manages", () => {
     const machine = new ArrayBuffer(1 << 20);
     const board = new PcBoard({ ram: machine });
@@ -66,7 +75,7 @@ describe("PcBoard", () => {
   });
 
   it("routes DMA views of RAM to physical addresses and refuses unmapped addresses", () => {
-    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
     board.memory.writeU32(0x1000, 0xdeadbeef);
     expect(board.memory.view(0x1000, 4)).toEqual(Uint8Array.of(0xef, 0xbe, 0xad, 0xde));
     expect(board.memory.addressOf(board.memory.ram.subarray(0x2000, 0x3000))).toBe(0x2000);
@@ -76,7 +85,7 @@ describe("PcBoard", () => {
 
 describe("BareMetalPlatform", () => {
   it("runs an IRQ handler from the clock, again while the line stays asserted", async () => {
-    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
     const t = toyDevice(board.intxLine(4));
     board.plugPci(4, t.cfg);
     board.boot();
@@ -96,7 +105,7 @@ describe("BareMetalPlatform", () => {
   });
 
   it("disables a line nobody acknowledges instead of looping forever", async () => {
-    const board = new PcBoard({ ramBytes: 1 << 20 });
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
     const line = board.irqLine(5);
     const platform = new BareMetalPlatform(board);
     let runs = 0;
@@ -108,7 +117,7 @@ describe("BareMetalPlatform", () => {
   });
 
   it("hands out zeroed, page-aligned DMA memory with its bus address, and maps RAM views zero-copy", () => {
-    const board = new PcBoard({ ramBytes: 4 << 20 });
+    const board = new PcBoard({ ramBytes: 4 << 20, chipset: false });
     const platform = new BareMetalPlatform(board);
     board.memory.ram.fill(0xaa, 0x100000, 0x102000);
     const r = platform.dmaAlloc(6000);
@@ -119,5 +128,24 @@ describe("BareMetalPlatform", () => {
     expect(platform.dmaMap(new Uint8Array(16), "to-device")).toBeUndefined();
     platform.dmaFree(r);
     expect(platform.dmaAlloc(4096).busAddress).toBe(r.busAddress);
+  });
+});
+
+describe("host I/O and virtual time", () => {
+  it("does not jump virtual time while tracked host I/O is in flight", async () => {
+    const { trackBlockDevice } = await import("../src/index.ts");
+    const { MemoryBlockDevice } = await import("@paravirt/vm-interfaces/testing");
+    const board = new PcBoard({ ramBytes: 1 << 20, chipset: false });
+    const slow = new MemoryBlockDevice(8);
+    // A backend that answers after 20 ms of wall time.
+    const real = { ...slow, info: slow.info, read: (s: number, d: Uint8Array) => new Promise<void>((r) => setTimeout(() => slow.read(s, d).then(r), 20)), write: slow.write.bind(slow), flush: slow.flush.bind(slow) };
+    const dev = trackBlockDevice(real, board.hostIo);
+    let timedOut = false;
+    board.clock.after(1e9, () => (timedOut = true)); // a device timeout 1 s of virtual time away
+    let done = false;
+    void dev.read(0, new Uint8Array(512)).then(() => (done = true));
+    await board.run(() => done);
+    expect(timedOut).toBe(false);
+    expect(board.clock.now()).toBe(0);
   });
 });
