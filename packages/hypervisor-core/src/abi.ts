@@ -1,0 +1,134 @@
+/**
+ * Hypercall numbers and sub-operation numbers the hypervisor implements. Event-channel and
+ * grant-table sub-ops, VIRQs and GTF flags come from `@paravirt/device-channel`
+ * (EVTCHNOP, GNTTABOP, VIRQ, GTF); they are not repeated here.
+ */
+
+/** `__HYPERVISOR_*` [xen/include/public/xen.h]. */
+export const HYPERVISOR = {
+  set_trap_table: 0,
+  mmu_update: 1,
+  set_gdt: 2,
+  stack_switch: 3,
+  set_callbacks: 4,
+  fpu_taskswitch: 5,
+  sched_op_compat: 6,
+  platform_op: 7,
+  set_debugreg: 8,
+  get_debugreg: 9,
+  update_descriptor: 10,
+  memory_op: 12,
+  multicall: 13,
+  update_va_mapping: 14,
+  set_timer_op: 15,
+  event_channel_op_compat: 16,
+  xen_version: 17,
+  console_io: 18,
+  physdev_op_compat: 19,
+  grant_table_op: 20,
+  vm_assist: 21,
+  update_va_mapping_otherdomain: 22,
+  iret: 23,
+  vcpu_op: 24,
+  set_segment_base: 25,
+  mmuext_op: 26,
+  xsm_op: 27,
+  nmi_op: 28,
+  sched_op: 29,
+  callback_op: 30,
+  xenoprof_op: 31,
+  event_channel_op: 32,
+  physdev_op: 33,
+  hvm_op: 34,
+  sysctl: 35,
+  domctl: 36,
+} as const;
+
+/** `SCHEDOP_*` [xen/include/public/sched.h]. */
+export const SCHEDOP = {
+  yield: 0,
+  block: 1,
+  shutdown: 2,
+  poll: 3,
+  remote_shutdown: 4,
+  shutdown_code: 5,
+  watchdog: 6,
+} as const;
+
+/** `SHUTDOWN_*` reasons [sched.h]. */
+export const SHUTDOWN = {
+  poweroff: 0,
+  reboot: 1,
+  suspend: 2,
+  crash: 3,
+  watchdog: 4,
+} as const;
+
+/** `CONSOLEIO_*` [xen.h]. */
+export const CONSOLEIO = {
+  write: 0,
+  read: 1,
+} as const;
+
+/** `XENVER_*` [xen/include/public/version.h]. */
+export const XENVER = {
+  version: 0,
+  extraversion: 1,
+  compile_info: 2,
+  capabilities: 3,
+  changeset: 4,
+  platform_parameters: 5,
+  get_features: 6,
+  pagesize: 7,
+} as const;
+
+/** `VMASST_*` [xen.h]. */
+export const VMASST = {
+  CMD_enable: 0,
+  CMD_disable: 1,
+  TYPE_4gb_segments: 0,
+  TYPE_4gb_segments_notify: 1,
+  TYPE_writable_pagetables: 2,
+  TYPE_pae_extended_cr3: 3,
+} as const;
+
+/**
+ * `PHYSDEVOP_*` [xen/include/public/physdev.h]. The two config-space operations are Xen 2.0's
+ * (`PHYSDEVOP_PCI_CFGREG_READ/WRITE`, physdev.h of Xen 2.0), kept for the checked
+ * config-space interface of privileged domains; later Xen traps ports 0xCF8/0xCFC instead,
+ * which {@link Hypervisor} also does for port accesses.
+ */
+export const PHYSDEVOP = {
+  pci_cfgreg_read: 0,
+  pci_cfgreg_write: 1,
+  irq_status_query: 5,
+  set_iopl: 6,
+  set_iobitmap: 7,
+  eoi: 12,
+} as const;
+
+/** `XENIRQSTAT_*` [physdev.h]. */
+export const XENIRQSTAT = {
+  needs_eoi: 1 << 0,
+  shared: 1 << 1,
+} as const;
+
+/** `XEN_DOMCTL_*` the toolstack side uses [xen/include/public/domctl.h]. */
+export const DOMCTL = {
+  createdomain: 1,
+  destroydomain: 2,
+  pausedomain: 3,
+  unpausedomain: 4,
+} as const;
+
+/** The version this hypervisor reports through XENVER_version (major << 16 | minor). */
+export const XEN_VERSION = { major: 2, minor: 0 } as const;
+
+/** Reserved grant references the toolstack seeds [xen/include/public/grant_table.h]. */
+export const GNTTAB_RESERVED = {
+  CONSOLE: 0,
+  XENSTORE: 1,
+} as const;
+
+/** First grant reference a guest allocates itself (Linux NR_RESERVED_ENTRIES, drivers/xen/grant-table.c). */
+export const GNTTAB_FIRST_FREE_REF = 8;

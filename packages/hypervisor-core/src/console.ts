@@ -1,0 +1,20 @@
+/**
+ * Domain consoles: each domain's console page is a `struct xencons_interface`
+ * [xen/include/public/io/console.h] (layout from `@paravirt/device-channel`). The guest
+ * produces `out`; the hypervisor drains it into the domain's console log when the guest
+ * notifies its console port, and dom0 (or the CLI) reads the log.
+ */
+import { consoleRings } from "@paravirt/device-channel";
+
+const decoder = new TextDecoder();
+
+/** Drains the guest's output ring of a console page; a corrupt ring yields nothing. */
+export function drainConsoleOut(page: Uint8Array): string {
+  const bytes = consoleRings(page).out.drain();
+  return bytes.length === 0 ? "" : decoder.decode(bytes);
+}
+
+/** Guest side: writes as much of `bytes` as fits into the output ring; returns the count. */
+export function writeConsoleOut(page: Uint8Array, bytes: Uint8Array): number {
+  return consoleRings(page).out.write(bytes);
+}
