@@ -188,14 +188,20 @@ export class IdeChannel {
     if (v === ATA_CMD.EXECUTE_DEVICE_DIAGNOSTIC) {
       // [ATA8-ACS EXECUTE DEVICE DIAGNOSTIC]: both devices run it, device 0 reports.
       if (d === undefined && this.drives[0] === undefined && this.drives[1] === undefined) return;
-      this.selected = 0;
-      for (const t of this.shadow) t.signature();
+      this.selectDevice0();
       this.drives[0]?.diagnose(true);
       this.drives[1]?.diagnose(this.drives[0] === undefined);
       this.updateLine();
       return;
     }
     d?.command(v);
+  }
+
+  /** Reset and diagnostics leave device 0 selected at once (QEMU: select := A0h). */
+  private selectDevice0(): void {
+    this.selected = 0;
+    for (const t of this.shadow) t.signature();
+    for (const d of this.drives) if (d !== undefined) d.tf.device &= ~ATA_DEVICE.DEV;
   }
 
   private readAltStatus(): number {
@@ -207,8 +213,7 @@ export class IdeChannel {
     const old = this.devctl;
     this.devctl = v;
     if ((old & ATA_DEVCTL.SRST) === 0 && (v & ATA_DEVCTL.SRST) !== 0) {
-      this.selected = 0;
-      for (const t of this.shadow) t.signature();
+      this.selectDevice0();
       for (const d of this.drives) d?.resetAssert();
     } else if ((old & ATA_DEVCTL.SRST) !== 0 && (v & ATA_DEVCTL.SRST) === 0) {
       for (const d of this.drives) d?.resetRelease();
