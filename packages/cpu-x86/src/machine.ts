@@ -158,14 +158,20 @@ export class Machine {
     ram.setUint32(info, 1, true);
     ram.setUint32(info + 4, 640, true);
     ram.setUint32(info + 8, this.memory.ram.length / 1024 - 1024, true);
+    this.enterFlat32(entry);
+    this.cpu.regs[0] = 0x2badb002;
+    this.cpu.regs[3] = info;
+  }
+
+  /** Flat 32-bit protected mode (CS 0x08, data 0x10, base 0, 4 GiB), paging and interrupts off. */
+  enterFlat32(entry: number): void {
     const cpu = this.cpu;
+    cpu.halted = false;
     cpu.setCr0(cpu.cr0 | 1);
     const code = { selector: 0x08, base: 0, limit: 0xffffffff, attributes: 0xc09b };
     const data = { selector: 0x10, base: 0, limit: 0xffffffff, attributes: 0xc093 };
     cpu.setSegment(SEG.CS, code);
     for (const s of [SEG.DS, SEG.ES, SEG.SS, SEG.FS, SEG.GS]) cpu.setSegment(s, data);
-    cpu.regs[0] = 0x2badb002;
-    cpu.regs[3] = info;
     cpu.eip = entry | 0;
     cpu.writeFlags(0x2, -1);
   }
