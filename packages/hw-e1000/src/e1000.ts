@@ -401,7 +401,8 @@ export class E1000 implements Snapshottable<E1000State> {
     const op = value & MDIC.OP_MASK;
     let result = (value & ~(MDIC.READY | MDIC.ERROR)) >>> 0;
     if (phyAddr !== PHY_ADDRESS) {
-      result |= MDIC.ERROR;
+      // Nobody answers: the previous MDIC contents stay, with ERROR (QEMU, devices.md §1.4).
+      result = (this.r(REG.MDIC) | MDIC.ERROR) >>> 0;
     } else if (op === MDIC.OP_READ) {
       const v = this.phy.read(reg);
       if (v === undefined) result |= MDIC.ERROR;
@@ -703,16 +704,17 @@ export class E1000 implements Snapshottable<E1000State> {
       frame.set(input);
     }
     const onWire = frame.length + 4;
+    // Frames the address/VLAN filters reject are not received at all (QEMU counts nothing either).
+    const vet = this.r(REG.VET) & 0xffff;
+    if (!vlanFilter((o) => this.r(o), frame, vet)) return;
+    const match = addressFilter((o) => this.r(o), frame);
+    if (match === undefined) return;
     this.count(STAT.TPR);
     this.count64(STAT.TORL, onWire);
     if (onWire > rxMaxFrame(rctl)) {
       this.count(STAT.ROC); // oversize [8254x SDM 13.7]
       return;
     }
-    const vet = this.r(REG.VET) & 0xffff;
-    if (!vlanFilter((o) => this.r(o), frame, vet)) return;
-    const match = addressFilter((o) => this.r(o), frame);
-    if (match === undefined) return;
     this.count(STAT.GPRC);
     this.count64(STAT.GORCL, onWire);
     const prc = sizeBucket(onWire, STAT.PRC64);

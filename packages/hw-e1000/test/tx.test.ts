@@ -239,6 +239,25 @@ describe("TCP segmentation offload", () => {
     expect(b.memory.readU8(TX_RING + (i - 1) * 16 + 12) & 1).toBe(1);
   });
 
+  it("sends no empty trailing segment when the payload is a multiple of the MSS (QEMU 7.2 does)", () => {
+    const b = new Bench();
+    b.setupTx();
+    const data = payload(3000, 4);
+    const hdr = buildPacket({ proto: "tcp", payload: new Uint8Array(0), tcpFlags: 0x18 });
+    hdr[16] = hdr[17] = 0;
+    const seed = pseudoSeed(hdr, 0);
+    hdr[50] = seed >> 8;
+    hdr[51] = seed & 0xff;
+    b.memory.write(TX_BUFS, hdr);
+    b.memory.write(TX_BUFS + 0x1000, data);
+    b.contextTx(0, { ipcss: 14, ipcso: 24, ipcse: 33, tucss: 34, tucso: 50, tucse: 0, paylen: 3000, tucmd: TU_TCP | TU_IP | TU_TSE, hdrlen: 54, mss: 1000 });
+    b.dataTx(1, TX_BUFS, 54, TSE, IXSM | TXSM);
+    b.dataTx(2, TX_BUFS + 0x1000, 3000, TSE | EOP | RS, 0);
+    b.wr(R.TDT, 3);
+    expect(b.sent.map((f) => f.length)).toEqual([1054, 1054, 1054]);
+    expect(b.sent.map((f) => f[47])).toEqual([0x10, 0x10, 0x18]);
+  });
+
   it("segments UDP (TUCMD.TCP clear) rewriting the UDP length", () => {
     const b = new Bench();
     b.setupTx();
