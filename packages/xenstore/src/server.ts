@@ -18,7 +18,7 @@ import {
   type Caller, type GenCounter, type StoreChange, type StoreLimits, type StoreMutation,
 } from "./store.ts";
 
-/** Limits, as xenstored's quotas (its defaults unless noted). */
+/** Limits, as xenstored's quotas (its defaults unless noted); like xenstored's, they bind unprivileged domains only. */
 export interface XenstoreQuota extends StoreLimits {
   /** Watches per connection (quota-nb-watch-per-domain, 128). */
   readonly maxWatchesPerConnection: number;
@@ -538,7 +538,7 @@ export class XenstoreServer {
         return OK;
       case XS.TRANSACTION_START: {
         if (m.txId !== 0) throw fail(XEN_ERRNO.EBUSY);
-        if (conn.transactions.size >= this.quota.maxTransactionsPerConnection) throw fail(XEN_ERRNO.ENOSPC);
+        if (!caller.privileged && conn.transactions.size >= this.quota.maxTransactionsPerConnection) throw fail(XEN_ERRNO.ENOSPC);
         let id = conn.nextTxId;
         while (id === 0 || conn.transactions.has(id)) id = (id + 1) >>> 0;
         conn.nextTxId = (id + 1) >>> 0;
@@ -641,7 +641,7 @@ export class XenstoreServer {
     }
     const key = watchKey(path, token);
     if (conn.watches.has(key)) throw fail(XEN_ERRNO.EEXIST);
-    if (conn.watches.size >= this.quota.maxWatchesPerConnection) throw fail(XEN_ERRNO.E2BIG);
+    if (!conn.caller.privileged && conn.watches.size >= this.quota.maxWatchesPerConnection) throw fail(XEN_ERRNO.ENOSPC);
     const w: Watch = { path, abs, token, relative };
     conn.watches.set(key, w);
     // A new watch fires once straight away [xenstore.txt "WATCH"].

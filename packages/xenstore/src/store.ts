@@ -157,16 +157,31 @@ export class StoreView {
     return { node, depth };
   }
 
-  /** The error for a missing node: ENOENT when the caller may read its nearest ancestor, else EACCES. */
-  private missing(caller: Caller, abs: string): XenError {
+  /**
+   * The error for a missing node, telling nothing the caller may not know: ENOENT when it has
+   * (some of) the access it asked for on the nearest existing ancestor, else EACCES.
+   */
+  private missing(caller: Caller, abs: string, need: number): XenError {
     const { node } = this.nearest(pathSegments(abs));
-    return err(permsFor(caller, node.perms) & PERM_READ ? XEN_ERRNO.ENOENT : XEN_ERRNO.EACCES);
+    return err(permsFor(caller, node.perms) & need ? XEN_ERRNO.ENOENT : XEN_ERRNO.EACCES);
+  }
+
+  /** Permissions of the parent of `abs` (watchers who may read it see the change too), without recording an access. */
+  private parentPerms(abs: string): readonly (readonly XsPermission[])[] {
+    const segs = pathSegments(abs);
+    if (segs.length === 0) return [];
+    let n: StoreNode | undefined = this.root;
+    for (const s of segs.slice(0, -1)) {
+      n = n.children.get(s);
+      if (n === undefined) return [];
+    }
+    return [n.perms];
   }
 
   /** The node at `abs` if `caller` has `need` on it; throws ENOENT/EACCES otherwise. */
   get(caller: Caller, abs: string, need: number): StoreNode {
     const node = this.lookup(abs);
-    if (node === undefined) throw this.missing(caller, abs);
+    if (node === undefined) throw this.missing(caller, abs, need);
     if ((permsFor(caller, node.perms) & need) !== need) throw err(XEN_ERRNO.EACCES);
     return node;
   }
@@ -200,12 +215,12 @@ export class StoreView {
 
   /** XS_WRITE: sets the value, creating the node and missing parents. */
   write(caller: Caller, abs: string, value: Uint8Array, check: boolean): StoreMutation {
-    if (check && !caller.privileged && value.length > this.limits.maxValueSize) throw err(XEN_ERRNO.E2BIG);
+    if (check && !caller.privileged && value.length > this.limits.maxValueSize) throw err(XEN_ERRNO.ENOSPC);
     const node = this.lookup(abs);
     if (node === undefined) return this.create(caller, abs, value, check);
     if (check && !(permsFor(caller, node.perms) & PERM_WRITE)) throw err(XEN_ERRNO.EACCES);
     this.put(pathSegments(abs), { ...node, value, gen: this.nextGen() });
-    return { change: { path: abs, perms: [node.perms] }, touched: [abs] };
+    return { change: { path: abs, perms: [node.perms, ...this.parentPerms(abs)] }, touched: [abs] };
   }
 
   /** XS_MKDIR: creates an empty node (and missing parents); an existing node is left alone. */
@@ -239,7 +254,7 @@ export class StoreView {
       touched.push(p);
       parentPerms = perms;
     }
-    return { change: { path: abs, perms: [parentPerms] }, touched };
+    return { change: { path: abs, perms: [parentPerms, ...this.parentPerms(abs)] }, touched };
   }
 
   /** XS_RM: removes the node and its subtree; a missing node whose parent exists is fine. */
@@ -248,9 +263,10 @@ export class StoreView {
     const segs = pathSegments(abs);
     const node = this.lookup(abs);
     if (node === undefined) {
-      const parent = joinSegments(segs, segs.length - 1);
-      if (this.lookup(parent) !== undefined) return { change: undefined, touched: [] };
-      throw this.missing(caller, abs);
+      // Already gone: fine when the parent exists (and the caller could have written there).
+      const e = check ? this.missing(caller, abs, PERM_WRITE) : err(XEN_ERRNO.ENOENT);
+      if (e.errno === XEN_ERRNO.ENOENT && this.lookup(joinSegments(segs, segs.length - 1)) !== undefined) return { change: undefined, touched: [] };
+      throw e;
     }
     if (check && !(permsFor(caller, node.perms) & PERM_WRITE)) throw err(XEN_ERRNO.EACCES);
     const removed: { path: string; perms: readonly XsPermission[] }[] = [];
@@ -263,23 +279,23 @@ export class StoreView {
     walk(node, abs);
     this.put(segs, undefined);
     const parent = joinSegments(segs, segs.length - 1);
-    return { change: { path: abs, perms: [node.perms], removed }, touched: [parent, ...removed.map((r) => r.path)] };
+    return { change: { path: abs, perms: [node.perms, ...this.parentPerms(abs)], removed }, touched: [parent, ...removed.map((r) => r.path)] };
   }
 
   /** XS_SET_PERMS: only the owner (or a privileged caller) may; only privileged callers change the owner. */
   setPerms(caller: Caller, abs: string, perms: readonly XsPermission[], check: boolean): StoreMutation {
     const node = this.lookup(abs);
-    if (node === undefined) throw this.missing(caller, abs);
+    if (node === undefined) throw this.missing(caller, abs, PERM_WRITE | PERM_OWNER);
     if (check) {
       const bits = permsFor(caller, node.perms);
       if ((bits & (PERM_WRITE | PERM_OWNER)) !== (PERM_WRITE | PERM_OWNER)) throw err(XEN_ERRNO.EACCES);
       if (!caller.privileged && perms[0]!.domid !== node.perms[0]!.domid) throw err(XEN_ERRNO.EPERM);
-      if (!caller.privileged && perms.length > this.limits.maxPermsPerNode) throw err(XEN_ERRNO.E2BIG);
+      if (!caller.privileged && perms.length > this.limits.maxPermsPerNode) throw err(XEN_ERRNO.ENOSPC);
     }
     this.addOwned(node.perms[0]!.domid, -1);
     this.addOwned(perms[0]!.domid, 1);
     this.put(pathSegments(abs), { ...node, perms: [...perms], gen: this.nextGen() });
-    return { change: { path: abs, perms: [node.perms, perms] }, touched: [abs] };
+    return { change: { path: abs, perms: [node.perms, perms, ...this.parentPerms(abs)] }, touched: [abs] };
   }
 }
 

@@ -55,13 +55,18 @@ describe("permissions", () => {
     expect(await errnoOf(d1.write("/shared/x", "no"))).toBe(XEN_ERRNO.EACCES);
   });
 
-  it("lets a readable parent report ENOENT for missing children", async () => {
+  it("answers ENOENT for a missing node only when the caller has the access it asked for on the nearest ancestor", async () => {
     const { dom0, domU } = world();
     const d1 = domU(1);
     await dom0.mkdir("/pub");
     await dom0.setPermissions("/pub", [{ domid: 0, access: "r" }]);
     expect(await errnoOf(d1.read("/pub/missing"))).toBe(XEN_ERRNO.ENOENT);
     expect(await errnoOf(d1.write("/pub/mine", "x"))).toBe(XEN_ERRNO.EACCES); // readable is not writable
+    expect(await errnoOf(d1.rm("/pub/missing"))).toBe(XEN_ERRNO.EACCES);
+    expect(await errnoOf(d1.rm("/pub/x/y"))).toBe(XEN_ERRNO.EACCES);
+    expect(await errnoOf(d1.setPermissions("/pub/missing", [{ domid: 1, access: "n" }]))).toBe(XEN_ERRNO.EACCES);
+    await d1.rm("gone"); // missing under its own home: fine
+    expect(await errnoOf(d1.rm("gone/deeper"))).toBe(XEN_ERRNO.ENOENT);
   });
 
   it("makes an unprivileged creator the owner of what it creates, inheriting the ACL", async () => {
@@ -100,10 +105,10 @@ describe("permissions", () => {
     expect(await errnoOf(d1.write("n9", "x"))).toBe(XEN_ERRNO.ENOSPC);
     await d1.rm("n0");
     await d1.write("n9", "x");
-    expect(await errnoOf(d1.write("n8", "y".repeat(2049)))).toBe(XEN_ERRNO.E2BIG);
+    expect(await errnoOf(d1.write("n8", "y".repeat(2049)))).toBe(XEN_ERRNO.ENOSPC);
     expect(await d1.read("n8")).toBe("x");
     const perms = Array.from({ length: 6 }, (_, i) => ({ domid: i === 0 ? 1 : i + 10, access: "r" as const }));
-    expect(await errnoOf(d1.setPermissions("n8", perms))).toBe(XEN_ERRNO.E2BIG);
+    expect(await errnoOf(d1.setPermissions("n8", perms))).toBe(XEN_ERRNO.ENOSPC);
     await dom0.write("/local/domain/1/big", "y".repeat(3000)); // dom0 is not limited
   });
 });
