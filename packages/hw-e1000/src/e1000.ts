@@ -79,6 +79,7 @@ export interface E1000State {
   phy: PhyState;
   tx: TxEngineState;
   eerd: number;
+  ioaddr: number;
   irqAsserted: boolean;
   lastIrqAt: number | null;
   rxFifo: number[][];
@@ -829,6 +830,7 @@ export class E1000 implements Snapshottable<E1000State> {
       phy: this.phy.saveState(),
       tx: this.tx.saveState(),
       eerd: this.eerd,
+      ioaddr: this.ioaddr,
       irqAsserted: this.irqAsserted,
       lastIrqAt: this.lastIrqAt ?? null,
       rxFifo: this.rxFifo.map((f) => Array.from(f)),
@@ -850,6 +852,7 @@ export class E1000 implements Snapshottable<E1000State> {
     this.phy.restoreState(s.phy);
     this.tx.restoreState(s.tx);
     this.eerd = s.eerd >>> 0;
+    this.ioaddr = (s.ioaddr ?? 0) & 0x1fffc;
     this.lastIrqAt = s.lastIrqAt ?? undefined;
     this.rxFifo = s.rxFifo.map((f) => Uint8Array.from(f));
     this.rxFifoBytes = this.rxFifo.reduce((n, f) => n + f.length + 4, 0);
