@@ -165,7 +165,7 @@ export class Hypervisor implements HvContext {
           if (vector === 0x82 && d.vcpu !== undefined) this.hypercalls.x86(d, d.vcpu.regs, d.vcpu.memory);
         },
         onCrash: (d, detail) => {
-          this.log(`d${d.domid}: triple fault (${detail})`);
+          this.log(`d${d.domid}: crashed (${detail})`);
           this.shutdown(d, SHUTDOWN.crash);
         },
       },

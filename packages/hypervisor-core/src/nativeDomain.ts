@@ -163,21 +163,21 @@ export class NativeDomain {
     d.upcallQueued = false;
     if (!d.alive) return;
     const si = d.sharedInfo;
-    while (si.upcallPending(0) !== 0) {
-      si.setUpcallPending(0, 0);
-      let sel = si.pendingSel(0);
-      si.setPendingSel(0, 0);
-      while (sel !== 0) {
-        const w = 31 - Math.clz32(sel & -sel);
-        sel &= sel - 1;
-        let bits = (si.pendingWord(w) & ~si.maskWord(w)) >>> 0;
-        while (bits !== 0) {
-          const b = 31 - Math.clz32(bits & -bits);
-          bits = (bits & (bits - 1)) >>> 0;
-          const port = w * 32 + b;
-          si.clearPending(port);
-          this.handlers.get(port)?.();
-        }
+    // One pass per upcall: events raised meanwhile post the next upcall task, so virtual time
+    // passes between passes (a level-triggered interrupt storm cannot livelock the kernel).
+    si.setUpcallPending(0, 0);
+    let sel = si.pendingSel(0);
+    si.setPendingSel(0, 0);
+    while (sel !== 0) {
+      const w = 31 - Math.clz32(sel & -sel);
+      sel &= sel - 1;
+      let bits = (si.pendingWord(w) & ~si.maskWord(w)) >>> 0;
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits & -bits);
+        bits = (bits & (bits - 1)) >>> 0;
+        const port = w * 32 + b;
+        si.clearPending(port);
+        this.handlers.get(port)?.();
       }
     }
   }

@@ -28,7 +28,7 @@ export interface SchedulerHooks {
   onSchedule(d: Domain): void;
   /** An x86 vCPU exited with `int vector` (0x82: hypercall). */
   onIntercept(d: Domain, vector: number): void;
-  /** An x86 vCPU triple-faulted. */
+  /** An x86 vCPU triple-faulted, or a native kernel's task threw. */
   onCrash(d: Domain, detail: string): void;
 }
 
@@ -156,7 +156,13 @@ export class Scheduler {
     if (d.kind === "native") {
       while (!this.needResched && clock.now() < until && this.runnable(d)) {
         const t = d.takeTask()!;
-        t.fn();
+        try {
+          t.fn();
+        } catch (e) {
+          // A kernel that throws has crashed: it stops, the machine goes on (domain_crash).
+          this.hooks.onCrash(d, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+          break;
+        }
         clock.advanceTo(clock.now() + t.cost);
       }
       if (!d.hasTasks()) d.blocked = true;

@@ -86,7 +86,13 @@ export function startPair(front: NativeDomain, back: NativeDomain, total: number
             bv.setUint32(r + 4, (v + 1) >>> 0, true);
             b.served++;
           }
-          if (br.pushResponsesAndCheckNotify()) back.evtchn.notify(b.port);
+          if (br.pushResponsesAndCheckNotify()) {
+            try {
+              back.evtchn.notify(b.port);
+            } catch {
+              return; // the front end went away
+            }
+          }
           if (!br.finalCheckForRequests()) return;
         }
       });
