@@ -7,7 +7,7 @@
  * served, without disturbing anyone else.
  */
 import {
-  XENSTORE_CONNECTION, XENSTORE_DOMAIN_INTERFACE, XENSTORE_ERROR, XENSTORE_PAYLOAD_MAX, XENSTORE_SERVER_FEATURE, XS,
+  XENSTORE_CONNECTION, XENSTORE_DOMAIN_INTERFACE, XENSTORE_ERROR, XENSTORE_PAYLOAD_MAX, XENSTORE_REL_PATH_MAX, XENSTORE_SERVER_FEATURE, XS,
   XsMessageReader, encodeXsMessage, xenstoreRings, type ByteRing, type XsMessage,
 } from "@paravirt/device-channel";
 import { XEN_ERRNO, XenError, type DomId, type Port, type XsPermission } from "@paravirt/vm-interfaces";
@@ -529,7 +529,7 @@ export class XenstoreServer {
       case XS.UNWATCH: {
         const { parts, terminated } = fields(p);
         if (!terminated || parts.length !== 2) throw fail(XEN_ERRNO.EINVAL);
-        const key = watchKey(latin1.decode(parts[0]!), parts[1]!);
+        const key = watchKey(this.watchPath(conn, latin1.decode(parts[0]!)), parts[1]!);
         if (!conn.watches.delete(key)) throw fail(XEN_ERRNO.ENOENT);
         return OK;
       }
@@ -630,16 +630,10 @@ export class XenstoreServer {
     if (!terminated || parts.length !== 2) throw fail(XEN_ERRNO.EINVAL);
     const path = latin1.decode(parts[0]!);
     const token = parts[1]!.slice();
-    let abs: string;
-    let relative = false;
-    if (path.startsWith("@")) {
-      if (path.length > 1024 || !/^@[A-Za-z0-9\-_@]*$/.test(path)) throw fail(XEN_ERRNO.EINVAL);
-      abs = path;
-    } else {
-      abs = this.path(conn, path);
-      relative = !path.startsWith("/");
-    }
-    const key = watchKey(path, token);
+    const abs = this.watchPath(conn, path);
+    const relative = !path.startsWith("/") && !path.startsWith("@");
+    // Watches are identified by canonical path and token: `x` and `<home>/x` are the same watch.
+    const key = watchKey(abs, token);
     if (conn.watches.has(key)) throw fail(XEN_ERRNO.EEXIST);
     if (!conn.caller.privileged && conn.watches.size >= this.quota.maxWatchesPerConnection) throw fail(XEN_ERRNO.ENOSPC);
     const w: Watch = { path, abs, token, relative };
@@ -649,8 +643,17 @@ export class XenstoreServer {
     return OK;
   }
 
+  /** A watch path made canonical: a special `@name`, or an absolute path. */
+  private watchPath(conn: Connection, path: string): string {
+    if (path.startsWith("@")) {
+      if (path.length > XENSTORE_REL_PATH_MAX || !/^@[A-Za-z0-9\-_@]*$/.test(path)) throw fail(XEN_ERRNO.EINVAL);
+      return path;
+    }
+    return this.path(conn, path);
+  }
+
   private sendEvent(conn: Connection, w: Watch, path: string): void {
-    if (conn.closed || conn.failed || !conn.watches.has(watchKey(w.path, w.token))) return;
+    if (conn.closed || conn.failed || conn.watches.get(watchKey(w.abs, w.token)) !== w) return;
     if (conn.pendingEvents >= this.quota.maxPendingWatchEvents) {
       this.droppedEvents++;
       return;

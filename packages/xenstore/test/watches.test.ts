@@ -110,6 +110,12 @@ describe("watches", () => {
     await dom0.resetWatches();
     await dom0.request(XS.WATCH, xsStrings("/c", "t4"));
     expect(await errnoOf(dom0.request(XS.WATCH, xsStrings("/a//b", "t5")))).toBe(XEN_ERRNO.EINVAL);
+    // Identified by canonical path: the relative and absolute forms are one watch.
+    await dom0.resetWatches();
+    await dom0.request(XS.WATCH, xsStrings("x", "t"));
+    expect(await errnoOf(dom0.request(XS.WATCH, xsStrings("/local/domain/1/x", "t")))).toBe(XEN_ERRNO.EEXIST);
+    await dom0.request(XS.UNWATCH, xsStrings("/local/domain/1/x", "t"));
+    expect(await errnoOf(dom0.request(XS.UNWATCH, xsStrings("x", "t")))).toBe(XEN_ERRNO.ENOENT);
   });
 
   it("keeps dispatching when a handler throws", async () => {
