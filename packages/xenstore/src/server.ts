@@ -346,7 +346,12 @@ export class XenstoreServer {
     try {
       conn.port.notify();
     } catch {
-      // A closed event channel: the domain is going away; nothing to tell it.
+      // The event channel is not functional (closed by a dying domain): XENSTORE_ERROR_COMM.
+      if (conn.failed) return;
+      conn.failed = true;
+      conn.dv.setUint32(XENSTORE_DOMAIN_INTERFACE.ERROR, XENSTORE_ERROR.COMM, true);
+      this.dropState(conn);
+      this.dirty.delete(conn);
     }
   }
 

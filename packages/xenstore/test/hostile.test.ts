@@ -145,6 +145,28 @@ describe("hostile and malformed input", () => {
     expect(await dom0.read("/local/domain/1/back")).toBe("1");
   });
 
+  it("marks XENSTORE_ERROR_COMM when the domain's event channel fails, and carries on with others", async () => {
+    const { server, dom0 } = world();
+    const { guest, server: end } = createLocalChannel();
+    let broken = false;
+    server.introduce(1, {
+      page: end.page,
+      onEvent: (h) => end.onEvent(h),
+      notify: () => {
+        if (broken) throw new Error("EVTCHNOP_send: port closed");
+        end.notify();
+      },
+    });
+    const c = new XenstoreClient(guest);
+    await c.watch("x", () => {});
+    broken = true;
+    await dom0.write("/local/domain/1/x", "1"); // fires the watch: notifying dom1 fails
+    await settle();
+    expect(new DataView(guest.page.buffer).getUint32(XDI.ERROR, true)).toBe(XENSTORE_ERROR.COMM);
+    await dom0.write("/still", "ok");
+    expect(await dom0.read("/still")).toBe("ok");
+  });
+
   it("a client on a connection marked in error rejects with EIO", async () => {
     const { server } = world();
     const { guest, server: end } = createLocalChannel();
