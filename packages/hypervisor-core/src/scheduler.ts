@@ -121,8 +121,9 @@ export class Scheduler {
   }
 
   /**
-   * Runs domains until virtual time `until`, until nothing is runnable and no timer is
-   * pending ("idle"), or until `maxSlices` slices were handed out ("limit").
+   * Runs domains until virtual time `until` ("until"), until nothing is runnable and no timer
+   * is pending ("idle"; the clock is then moved to a finite `until`), or until `maxSlices`
+   * slices were handed out ("limit").
    */
   run(until = Infinity, maxSlices = Infinity): RunResult {
     let slices = 0;
@@ -132,7 +133,11 @@ export class Scheduler {
       const d = this.pick();
       if (d === undefined) {
         const next = this.clock.nextDeadline();
-        if (next === undefined) return "idle";
+        if (next === undefined) {
+          // Nothing will ever happen again: time still passes up to `until`.
+          if (until !== Infinity) this.clock.advanceTo(until);
+          return "idle";
+        }
         if (next > until) {
           this.clock.advanceTo(until);
           return "until";
