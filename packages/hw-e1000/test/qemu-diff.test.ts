@@ -172,12 +172,125 @@ function buildScript(): { script: Script; inject: Uint8Array[] } {
   return { script: s, inject };
 }
 
+const MARKER_TYPE = 0x88b6;
+
+/** A frame the guest sends to ask the far end for round `k`'s frames. */
+function marker(k: number): Uint8Array {
+  const f = frameTo(PEER_MAC, 60);
+  f[12] = MARKER_TYPE >> 8;
+  f[13] = MARKER_TYPE & 0xff;
+  f[14] = k;
+  return f;
+}
+
+function tagged(dst: Uint8Array, tci: number, len: number): Uint8Array {
+  const f = frameTo(dst, len);
+  f.copyWithin(16, 12, len - 4);
+  f[12] = 0x81;
+  f[13] = 0x00;
+  f[14] = tci >> 8;
+  f[15] = tci & 0xff;
+  return f;
+}
+
+/** Receive filter matrix, buffer sizes, FCS accounting and VLAN, then more transmit offloads. */
+function buildScript2(): { script: Script; rounds: Uint8Array[][] } {
+  const s = new Script();
+  const OTHER = Uint8Array.of(0x52, 0x54, 0x00, 0x99, 0x99, 0x99);
+  const RA3 = Uint8Array.of(0x52, 0x54, 0x00, 0x77, 0x66, 0x55);
+  const MC1 = Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb);
+  const MC2 = Uint8Array.of(0x33, 0x33, 0x00, 0x00, 0x00, 0x01);
+  const BC = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+  s.cfgw(0x10, MMIO_BASE).cfgw(0x04, 0x0007);
+  s.w32(M(TDBAL), TXR).w32(M(TDBAH), 0).w32(M(TDLEN), 256).w32(M(TDH), 0).w32(M(TDT), 0).w32(M(TCTL), 0x2 | 0x8);
+  let tdt = 0;
+  const sendMarker = (k: number) => {
+    const m = marker(k);
+    s.bytes(TXB + 0x8000 + k * 0x100, m);
+    txDesc(s, tdt, TXB + 0x8000 + k * 0x100, 0, m.length | ((0x01 | 0x02 | 0x08) << 24), 0);
+    tdt++;
+    s.w32(M(TDT), tdt);
+  };
+  for (let i = 0; i < 32; i++) s.w32(RXR + i * 16, RXB + i * 0x800).w32(RXR + i * 16 + 4, 0).w32(RXR + i * 16 + 8, 0).w32(RXR + i * 16 + 12, 0);
+  s.w32(M(RDBAL), RXR).w32(M(RDBAH), 0).w32(M(RDLEN), 512).w32(M(RDH), 0).w32(M(RDT), 31);
+  // RA[3] and the MTA bit of MC1 under MO=0 (DA bits 47:36).
+  s.w32(M(RAL0 + 24), 0x77005452).w32(M(RAH0 + 24), 0x80005566);
+  const h = ((MC1[4]! >> 4) | (MC1[5]! << 4)) & 0xfff;
+  s.w32(M(0x5200 + (h >> 5) * 4), 1 << (h & 31));
+  const EN = 0x2,
+    UPE = 0x8,
+    MPE = 0x10,
+    BAM = 1 << 15,
+    SECRC = 1 << 26;
+  const rounds: Uint8Array[][] = [];
+  const round = (rctl: number, frames: Uint8Array[], rdhAfter: number) => {
+    s.w32(M(RCTL), rctl);
+    rounds.push([...frames, frameTo(MAC, 61 + rounds.length)]); // a sentinel that is always accepted
+    sendMarker(rounds.length - 1);
+    s.until(M(RDH), rdhAfter);
+  };
+  round(EN | SECRC, [frameTo(MAC, 64), frameTo(OTHER, 64), frameTo(RA3, 70), frameTo(BC, 64), frameTo(MC1, 72), frameTo(MC2, 72)], 4);
+  round(EN | SECRC | UPE | MPE | (3 << 12), [frameTo(OTHER, 90), frameTo(MC2, 91), frameTo(BC, 92)], 8);
+  round(EN | SECRC | BAM | (3 << 16), [frameTo(MAC, 600), frameTo(BC, 60)], 13);
+  round(EN | BAM, [], 14);
+  s.w32(M(CTRL), 0x00140240 | (1 << 30)); // VME
+  round(EN | SECRC, [tagged(MAC, 0x6005, 90)], 16);
+  s.r32(M(RDH), "rdh");
+  for (let i = 0; i < 16; i++) {
+    s.r32(RXR + i * 16 + 8, `rxd${i}.len`).r32(RXR + i * 16 + 12, `rxd${i}.sta`);
+    for (let o = 0; o < 32; o += 4) s.r32(RXB + i * 0x800 + o, `rxb${i}.${o}`);
+  }
+  for (const [off, name] of [
+    [0x4074, "gprc"],
+    [0x4078, "bprc"],
+    [0x407c, "mprc"],
+    [0x4088, "gorcl"],
+    [0x40d0, "tpr"],
+    [0x405c, "prc64"],
+    [0x4060, "prc127"],
+    [0x4064, "prc255"],
+    [0x4068, "prc511"],
+    [0x406c, "prc1023"],
+    [0x4070, "prc1522"],
+  ] as const) {
+    s.r32(M(off), name);
+  }
+  // Transmit: VLAN insertion, UDP checksum offload over three descriptors, UDP segmentation.
+  const udp = buildPacket({ proto: "udp", payload: Uint8Array.from({ length: 333 }, (_, i) => i * 3) });
+  const useed = pseudoSeed(udp, udp.length - 34);
+  udp[40] = useed >> 8;
+  udp[41] = useed & 0xff;
+  s.bytes(TXB, udp);
+  txDesc(s, tdt, TXB, 0, udp.length | ((0x01 | 0x02 | 0x08 | 0x40) << 24), 0xa123 << 16); // VLE
+  txDesc(s, tdt + 1, 14 | (24 << 8) | (33 << 16), 34 | (40 << 8), (0x02 | 0x20) << 24, 0); // context: UDP, IPv4
+  txDesc(s, tdt + 2, TXB, 0, 20 | (1 << 20) | (0x20 << 24), 0x03 << 8);
+  txDesc(s, tdt + 3, TXB + 20, 0, 100 | (1 << 20) | (0x20 << 24), 0);
+  txDesc(s, tdt + 4, TXB + 120, 0, (udp.length - 120) | (1 << 20) | ((0x01 | 0x08 | 0x20) << 24), 0);
+  tdt += 5;
+  const data = Uint8Array.from({ length: 2500 }, (_, i) => (i * 31) & 0xff);
+  const uh = buildPacket({ proto: "udp", payload: new Uint8Array(0), ipId: 0x4242 });
+  uh[16] = uh[17] = 0;
+  uh[38] = uh[39] = 0;
+  const us = pseudoSeed(uh, 0);
+  uh[40] = us >> 8;
+  uh[41] = us & 0xff;
+  s.bytes(TXB + 0x1000, uh);
+  s.bytes(TXB + 0x2000, data);
+  txDesc(s, tdt, 14 | (24 << 8) | (33 << 16), 34 | (40 << 8), 2500 | ((0x02 | 0x04 | 0x20) << 24), (42 << 8) | (1000 << 16));
+  txDesc(s, tdt + 1, TXB + 0x1000, 0, 42 | (1 << 20) | ((0x04 | 0x20) << 24), 0x03 << 8);
+  txDesc(s, tdt + 2, TXB + 0x2000, 0, 2500 | (1 << 20) | ((0x01 | 0x04 | 0x08 | 0x20) << 24), 0);
+  tdt += 3;
+  s.w32(M(TDT), tdt).r32(M(TDH), "tdh");
+  return { script: s, rounds };
+}
+
 describe.skipIf(qemu.skip)("differential against QEMU 7.2's e1000", () => {
   it("reads the same registers and sends the same frames", { timeout: 120_000 }, async () => {
     qemu.check();
     const { script, inject } = buildScript();
-    const theirs = await runInQemu(script, inject);
-    const ours = runOnModel(new Bench(), script, MMIO_BASE, inject);
+    const respond = (_f: Uint8Array, i: number) => (i === 0 ? inject : []);
+    const theirs = await runInQemu(script, respond);
+    const ours = runOnModel(new Bench(), script, MMIO_BASE, respond);
     const diffs: string[] = [];
     for (const label of script.labels) {
       const mask = MASKS[label] ?? 0xffffffff;
@@ -189,5 +302,30 @@ describe.skipIf(qemu.skip)("differential against QEMU 7.2's e1000", () => {
     expect(theirs.frames.length).toBe(5);
     expect(ours.frames.length).toBe(5);
     for (let i = 0; i < 5; i++) expect(Array.from(ours.frames[i]!), `frame ${i}`).toEqual(Array.from(theirs.frames[i]!));
+  });
+
+  it("agrees on the receive filter matrix, buffer sizes, FCS, VLAN and UDP offloads", { timeout: 120_000 }, async () => {
+    qemu.check();
+    const { script, rounds } = buildScript2();
+    const respond = (f: Uint8Array) => (f[12] === MARKER_TYPE >> 8 && f[13] === (MARKER_TYPE & 0xff) ? (rounds[f[14]!] ?? []) : []);
+    const theirs = await runInQemu(script, respond);
+    const ours = runOnModel(new Bench(), script, MMIO_BASE, respond);
+    const diffs: string[] = [];
+    for (const label of script.labels) {
+      // rxdN.len: the packet checksum half (QEMU leaves the guest's value). BPRC/MPRC/PRC127:
+      // QEMU 7.2 counts a broadcast accepted through MPE as multicast and skips the size
+      // buckets for group frames; the model counts by the manual (broadcast is BPRC, every good
+      // packet lands in a size bucket).
+      const mask = /^rxd\d+\.len$/.test(label) ? 0xffff : ["bprc", "mprc", "prc127"].includes(label) ? 0 : 0xffffffff;
+      let q = theirs.values.get(label)!;
+      const m = ours.values.get(label)!;
+      // GORC: QEMU counts the tagged frame after stripping its 802.1Q tag; the manual counts
+      // octets as they were on the wire (DA through CRC), 4 more.
+      if (label === "gorcl") q += 4;
+      if (((q ^ m) & mask) >>> 0 !== 0) diffs.push(`${label}: qemu 0x${q.toString(16)} model 0x${m.toString(16)}`);
+    }
+    expect(diffs).toEqual([]);
+    expect(ours.frames.length).toBe(theirs.frames.length);
+    ours.frames.forEach((f, i) => expect(Array.from(f), `frame ${i}`).toEqual(Array.from(theirs.frames[i]!)));
   });
 });

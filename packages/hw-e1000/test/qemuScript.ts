@@ -11,6 +11,7 @@
  *   3 R32   emit [a]
  *   4 CFGR  outl(0xCF8, a); emit inl(0xCFC)
  *   5 POLL  spin while [a] == b (bounded)
+ *   6 UNTIL spin while [a] != b (bounded)
  *   0 EXIT
  */
 import { spawn } from "node:child_process";
@@ -21,7 +22,7 @@ import { PCI_CONFIG } from "@paravirt/vm-interfaces";
 import { DgramBackend } from "@paravirt/net-wire";
 import type { Bench } from "./harness.ts";
 
-export const OP = { EXIT: 0, CFGW: 1, W32: 2, R32: 3, CFGR: 4, POLL: 5 } as const;
+export const OP = { EXIT: 0, CFGW: 1, W32: 2, R32: 3, CFGR: 4, POLL: 5, UNTIL: 6 } as const;
 
 export interface Step {
   op: number;
@@ -52,6 +53,10 @@ export class Script {
   }
   poll(addr: number, whileEquals: number): this {
     this.steps.push({ op: OP.POLL, a: addr >>> 0, b: whileEquals >>> 0 });
+    return this;
+  }
+  until(addr: number, equals: number): this {
+    this.steps.push({ op: OP.UNTIL, a: addr >>> 0, b: equals >>> 0 });
     return this;
   }
   /** Writes bytes to RAM as dwords (zero-padded). */
@@ -85,8 +90,8 @@ const CODE = [
   0x83, 0xf9, 0x03, 0x74, 0x25, // 18 cmp ecx,3 ; je 42
   0x83, 0xf9, 0x04, 0x74, 0x24, // 1d cmp ecx,4 ; je 46
   0x83, 0xf9, 0x05, 0x74, 0x2d, // 22 cmp ecx,5 ; je 54
-  0xb0, 0x00, 0xe6, 0xf4, // 27 mov al,0 ; out 0xf4,al (isa-debug-exit)
-  0xf4, 0xeb, 0xfd, // 2b hlt ; jmp 2b
+  0x83, 0xf9, 0x06, 0x74, 0x4a, // 27 cmp ecx,6 ; je 76
+  0xeb, 0x56, // 2c jmp 84 (exit)
   0x89, 0xd8, 0x66, 0xba, 0xf8, 0x0c, 0xef, // 2e cfgw: mov eax,ebx ; mov dx,0xcf8 ; out dx,eax
   0x89, 0xf8, 0x66, 0xba, 0xfc, 0x0c, 0xef, // 35 mov eax,edi ; mov dx,0xcfc ; out dx,eax
   0xeb, 0xc7, // 3c jmp 05
@@ -104,11 +109,18 @@ const CODE = [
   0xe6, 0xe9, 0xc1, 0xe8, 0x08, // 6c
   0xe6, 0xe9, // 71
   0xeb, 0x90, // 73 jmp 05
+  0x00, // 75 (unused)
+  0xb9, 0x00, 0x00, 0x00, 0x04, // 76 pollne: mov ecx, 0x04000000
+  0x39, 0x3b, 0x74, 0x86, // 7b cmp [ebx],edi ; je 05
+  0x49, 0x75, 0xf9, // 7f dec ecx ; jne 7b
+  0xeb, 0x81, // 82 jmp 05
+  0xb0, 0x00, 0xe6, 0xf4, // 84 exit: mov al,0 ; out 0xf4,al (isa-debug-exit)
+  0xf4, 0xeb, 0xfd, // 88 hlt ; jmp 88
 ];
 
 const LOAD = 0x100000;
 const HEADER = 32;
-const SCRIPT_AT = HEADER + 0x80;
+const SCRIPT_AT = HEADER + 0x100;
 
 /** A multiboot image (a.out kludge: flags bit 16) that runs `script`. */
 export function multibootImage(script: Script): Uint8Array {
@@ -140,11 +152,14 @@ export interface RunResult {
   frames: Uint8Array[];
 }
 
+/** Frames the far end sends back when it sees the `index`th frame from the NIC. */
+export type Responder = (frame: Uint8Array, index: number) => Uint8Array[];
+
 /**
- * Runs the script in QEMU with `-device e1000,addr=04.0`. `inject` frames are sent to QEMU's
- * e1000 once it has transmitted its first frame (so QEMU's socket exists).
+ * Runs the script in QEMU with `-device e1000,addr=04.0`. Frames from `respond` are sent to
+ * QEMU's e1000 when it transmits (so QEMU's socket exists and the guest decides when).
  */
-export async function runInQemu(script: Script, inject: Uint8Array[], timeoutMs = 60_000): Promise<RunResult> {
+export async function runInQemu(script: Script, respond: Responder, timeoutMs = 90_000): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), "e1000-diff-"));
   const kernel = join(dir, "script.mb");
   const out = join(dir, "out.bin");
@@ -157,7 +172,7 @@ export async function runInQemu(script: Script, inject: Uint8Array[], timeoutMs 
   const frames: Uint8Array[] = [];
   ours.onReceive((f) => {
     frames.push(f);
-    if (frames.length === 1) for (const x of inject) ours.send(x);
+    for (const x of respond(f, frames.length - 1)) ours.send(x);
   });
   const args = [
     "-M", "pc", "-accel", "tcg", "-nodefaults", "-display", "none", "-m", "64",
@@ -197,11 +212,19 @@ export async function runInQemu(script: Script, inject: Uint8Array[], timeoutMs 
   }
 }
 
-/** Runs the script on our model (Bench with BAR0 at `mmioBase`); frames are injected at the first POLL. */
-export function runOnModel(bench: Bench, script: Script, mmioBase: number, inject: Uint8Array[]): RunResult {
+/**
+ * Runs the script on our model (Bench with BAR0 at `mmioBase`). Responses to transmitted frames
+ * are queued and delivered at the next POLL/UNTIL, as QEMU delivers them while the guest spins.
+ */
+export function runOnModel(bench: Bench, script: Script, mmioBase: number, respond: Responder): RunResult {
   const values = new Map<string, number>();
   let cf8 = 0;
-  let injected = false;
+  const queued: Uint8Array[] = [];
+  const frames: Uint8Array[] = [];
+  bench.wire.onReceive((f) => {
+    frames.push(f);
+    queued.push(...respond(f, frames.length - 1));
+  });
   const inMmio = (a: number) => a >= mmioBase && a < mmioBase + 0x20000;
   const read = (a: number) => (inMmio(a) ? bench.rd(a - mmioBase) : bench.memory.readU32(a));
   for (const s of script.steps) {
@@ -223,14 +246,12 @@ export function runOnModel(bench: Bench, script: Script, mmioBase: number, injec
         values.set(s.label!, read(s.a));
         break;
       case OP.POLL:
-        if (!injected) {
-          injected = true;
-          for (const f of inject) bench.wire.send(f);
-        }
+      case OP.UNTIL:
+        for (const f of queued.splice(0)) bench.wire.send(f);
         break;
       default:
         break;
     }
   }
-  return { values, frames: bench.sent };
+  return { values, frames };
 }
