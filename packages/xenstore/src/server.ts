@@ -10,7 +10,7 @@ import {
   XENSTORE_CONNECTION, XENSTORE_DOMAIN_INTERFACE, XENSTORE_ERROR, XENSTORE_PAYLOAD_MAX, XENSTORE_REL_PATH_MAX, XENSTORE_SERVER_FEATURE, XS,
   XsMessageReader, encodeXsMessage, xenstoreRings, type ByteRing, type XsMessage,
 } from "@paravirt/device-channel";
-import { XEN_ERRNO, XenError, type DomId, type Port, type XsPermission } from "@paravirt/vm-interfaces";
+import { DOMID, XEN_ERRNO, XenError, type DomId, type Port, type XsPermission } from "@paravirt/vm-interfaces";
 import { SPECIAL_WATCH, domainPath, isAtOrBelow, resolvePath } from "./paths.ts";
 import { createLocalChannel, type XenstorePort } from "./port.ts";
 import {
@@ -174,7 +174,7 @@ export class XenstoreServer {
   /**
    * Introduces a domain (as XS_INTRODUCE): serves its xenstore page through `port`, creates
    * its home `/local/domain/<domid>` owned by it if missing, fires `@introduceDomain`.
-   * **Errors:** throws when `domid` is already introduced or the page is smaller than the interface.
+   * **Errors:** throws when `domid` is already introduced or reserved, or the page is smaller than the interface.
    */
   introduce(domid: DomId, port: XenstorePort): void {
     if (this.domains.has(domid)) throw new Error(`xenstore: domain ${domid} already introduced`);
@@ -225,6 +225,7 @@ export class XenstoreServer {
   }
 
   private open(domid: DomId, port: XenstorePort, introduced: boolean): Connection {
+    if (!Number.isInteger(domid) || domid < 0 || domid >= DOMID.FIRST_RESERVED) throw new RangeError(`xenstore: bad domid ${domid}`);
     if (port.page.length < XENSTORE_DOMAIN_INTERFACE.SIZE) throw new RangeError("xenstore page too small");
     const dv = new DataView(port.page.buffer, port.page.byteOffset, port.page.byteLength);
     const conn: Connection = {
@@ -562,6 +563,7 @@ export class XenstoreServer {
         if (!caller.privileged) throw fail(XEN_ERRNO.EACCES);
         const [d, gfnText, evText] = args(p, 3);
         const domid = parseDomid(d!);
+        if (domid >= DOMID.FIRST_RESERVED) throw fail(XEN_ERRNO.EINVAL);
         if (!/^\d{1,16}$/.test(gfnText!) || !/^\d{1,10}$/.test(evText!)) throw fail(XEN_ERRNO.EINVAL);
         if (this.domains.has(domid)) throw fail(XEN_ERRNO.EEXIST);
         if (this.mapDomain === undefined) throw fail(XEN_ERRNO.ENOSYS);
@@ -573,7 +575,9 @@ export class XenstoreServer {
         }
         if (port === undefined || port.page.length < XENSTORE_DOMAIN_INTERFACE.SIZE) throw fail(XEN_ERRNO.EINVAL);
         const introduced = port;
-        this.pendingFires.push(() => this.introduce(domid, introduced));
+        this.pendingFires.push(() => {
+          if (!this.domains.has(domid)) this.introduce(domid, introduced);
+        });
         return OK;
       }
       case XS.RELEASE: {

@@ -124,6 +124,8 @@ describe("domain introduction over the wire", () => {
     expect(await errnoOf(dom0.introduceDomain(5, 0x1234, 7))).toBe(XEN_ERRNO.EEXIST);
     expect(await errnoOf(dom0.introduceDomain(6, 0x9999, 7))).toBe(XEN_ERRNO.EINVAL);
     expect(await errnoOf(dom0.request(XS.INTRODUCE, xsStrings("6", "x", "7")))).toBe(XEN_ERRNO.EINVAL);
+    expect(await errnoOf(dom0.introduceDomain(0x7ff2, 0x1234, 7))).toBe(XEN_ERRNO.EINVAL);
+    expect(await errnoOf(dom0.introduceDomain(70000, 0x1234, 7))).toBe(XEN_ERRNO.EINVAL);
     await dom0.releaseDomain(5);
     expect(await dom0.isDomainIntroduced(5)).toBe(false);
     expect(await errnoOf(dom0.releaseDomain(5))).toBe(XEN_ERRNO.ENOENT);
