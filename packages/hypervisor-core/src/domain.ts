@@ -197,3 +197,29 @@ export class Domain {
     return n;
   }
 }
+
+/** General-purpose register numbers in x86 encoding order [Intel SDM Vol. 2A, Table 2-2]. */
+export const X86_REG = { EAX: 0, ECX: 1, EDX: 2, EBX: 3, ESP: 4, EBP: 5, ESI: 6, EDI: 7 } as const;
+
+/**
+ * Named access to a register file indexed in x86 encoding order (e.g. cpu-x86's
+ * `Int32Array` of 8 registers); writes go straight to the array.
+ */
+export function registerFile(regs: { [index: number]: number }): X86Registers {
+  const at = (i: number) => ({
+    get: () => regs[i]! >>> 0,
+    set: (v: number) => {
+      regs[i] = v | 0;
+    },
+    enumerable: true,
+  });
+  return Object.defineProperties({} as X86Registers, {
+    eax: at(X86_REG.EAX),
+    ecx: at(X86_REG.ECX),
+    edx: at(X86_REG.EDX),
+    ebx: at(X86_REG.EBX),
+    ebp: at(X86_REG.EBP),
+    esi: at(X86_REG.ESI),
+    edi: at(X86_REG.EDI),
+  });
+}

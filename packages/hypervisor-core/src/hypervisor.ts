@@ -13,6 +13,7 @@ import {
   XEN_ERRNO,
   XenError,
   type AccessSize,
+  type GuestMemory,
   type DomId,
   type PciAddress,
   type PciDeviceInfo,
@@ -27,6 +28,7 @@ import { Hypercalls } from "./hypercalls.ts";
 import { PirqDispatch } from "./interrupts.ts";
 import { FRAME_TYPE, MachineMemory } from "./machineMemory.ts";
 import { NativeDomain } from "./nativeDomain.ts";
+import { PseudoPhysicalMemory } from "./p2m.ts";
 import { PCI_CONF1, PciConfigMechanism1, decodeConfigAddress, formatBdf, probePci, sameAddress, type ProbeOptions } from "./pciProbe.ts";
 import { DEFAULT_WEIGHT, Scheduler, TIMER_VECTOR, type RunResult } from "./scheduler.ts";
 import { SharedInfoPage } from "./sharedInfo.ts";
@@ -277,6 +279,11 @@ export class Hypervisor implements HvContext {
     for (let v = 0; v < 32; v++) d.sharedInfo.setUpcallMask(v, 1);
     d.vcpu = options.vcpu;
     return d;
+  }
+
+  /** `domid`'s pseudo-physical memory through its P2M (for builders, debuggers, the PV path). */
+  pseudoPhysical(domid: DomId): GuestMemory {
+    return new PseudoPhysicalMemory(this.memory, this.mustGet(domid));
   }
 
   /** The native kernel handle of `domid`. */

@@ -13,7 +13,6 @@ import {
   DOMID,
   GNTST,
   GrantError,
-  GuestMemoryError,
   PAGE_SIZE,
   XEN_ERRNO,
   XenError,
@@ -38,6 +37,7 @@ import { XenDriverPlatform } from "./driverPlatform.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import type { SharedInfoPage } from "./sharedInfo.ts";
+import { PseudoPhysicalMemory } from "./p2m.ts";
 
 /** Virtual cost of a task posted without one. */
 export const DEFAULT_TASK_NS = 100;
@@ -112,7 +112,7 @@ export class NativeDomain {
       allocPage: () => this.allocPage(),
       freePage: (page) => this.freePage(page),
     };
-    this.memory = new PseudoPhysicalMemory(hv, d);
+    this.memory = new PseudoPhysicalMemory(hv.memory, d);
   }
 
   /** The shared_info page as this kernel sees it. */
@@ -329,89 +329,5 @@ export class NativeDomain {
     const r = this.hv.hypercalls.gnttabMapGrantRef(this.record, domid, ref, GNTMAP.host_map | (writable ? 0 : GNTMAP.readonly));
     if (r.status !== GNTST.okay) throw new GrantError(r.status, `map d${domid} gref ${ref}`);
     return { bytes: this.hv.memory.page(r.mfn), machineAddress: r.mfn * PAGE_SIZE, writable, handle: r.handle };
-  }
-}
-
-/** A domain's pseudo-physical address space, translated page by page through its P2M. */
-class PseudoPhysicalMemory implements GuestMemory {
-  private readonly hv: Hypervisor;
-  private readonly d: Domain;
-
-  constructor(hv: Hypervisor, d: Domain) {
-    this.hv = hv;
-    this.d = d;
-  }
-
-  private machine(address: number, length: number): number {
-    if (address < 0 || length < 0 || address + length > 2 ** 32) throw new GuestMemoryError("overflow", address, length);
-    const pfn = Math.floor(address / PAGE_SIZE);
-    const lastPfn = Math.floor((address + Math.max(length, 1) - 1) / PAGE_SIZE);
-    const mfn = pfn < this.d.p2m.length ? this.d.p2m[pfn]! : -1;
-    if (mfn < 0) throw new GuestMemoryError("unmapped", address, length);
-    for (let p = pfn + 1; p <= lastPfn; p++) {
-      if (p >= this.d.p2m.length || this.d.p2m[p] !== mfn + (p - pfn)) return -1;
-    }
-    return mfn * PAGE_SIZE + (address % PAGE_SIZE);
-  }
-
-  private each(address: number, length: number, fn: (machine: number, done: number, n: number) => void): void {
-    let done = 0;
-    while (done < length) {
-      const a = address + done;
-      const n = Math.min(length - done, PAGE_SIZE - (a % PAGE_SIZE));
-      const m = this.machine(a, n);
-      fn(m, done, n);
-      done += n;
-    }
-  }
-
-  read(address: number, dst: Uint8Array): void {
-    this.each(address, dst.length, () => {});
-    this.each(address, dst.length, (m, done, n) => dst.set(this.hv.memory.bytes.subarray(m, m + n), done));
-  }
-  write(address: number, src: Uint8Array): void {
-    this.each(address, src.length, () => {});
-    this.each(address, src.length, (m, done, n) => this.hv.memory.bytes.set(src.subarray(done, done + n), m));
-  }
-  private scalar(address: number, size: number): number {
-    const m = this.machine(address, size);
-    if (m >= 0) return m;
-    return -1;
-  }
-  readU8(address: number): number {
-    return this.hv.memory.bytes[this.scalar(address, 1)]!;
-  }
-  readU16(address: number): number {
-    const m = this.scalar(address, 2);
-    if (m >= 0) return this.hv.memory.dv.getUint16(m, true);
-    return this.readU8(address) | (this.readU8(address + 1) << 8);
-  }
-  readU32(address: number): number {
-    const m = this.scalar(address, 4);
-    if (m >= 0) return this.hv.memory.dv.getUint32(m, true);
-    const b = new Uint8Array(4);
-    this.read(address, b);
-    return new DataView(b.buffer).getUint32(0, true);
-  }
-  writeU8(address: number, value: number): void {
-    this.hv.memory.bytes[this.scalar(address, 1)] = value;
-  }
-  writeU16(address: number, value: number): void {
-    const b = new Uint8Array(2);
-    new DataView(b.buffer).setUint16(0, value, true);
-    this.write(address, b);
-  }
-  writeU32(address: number, value: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, value >>> 0, true);
-    this.write(address, b);
-  }
-  view(address: number, length: number): Uint8Array | undefined {
-    try {
-      const m = this.machine(address, length);
-      return m < 0 ? undefined : this.hv.memory.bytes.subarray(m, m + length);
-    } catch {
-      return undefined;
-    }
   }
 }
