@@ -7,9 +7,36 @@
  * registers, lazily computed arithmetic flags, a TLB indexed by linear page number.
  */
 import type { GuestMemory, InterruptController, Snapshottable, Vcpu, VcpuExit } from "@paravirt/vm-interfaces";
-import { CR0, CR4, EFER, EXC, FLAG, MSR, PFEC, PTE, SEG, SYS_DESC } from "./registers.ts";
+import { CR0, CR4, EFER, EXC, MSR, PFEC, PTE, SYS_DESC } from "./registers.ts";
 import { buildDispatch, LOCKABLE, type Handler } from "./opcodeTable.ts";
 import { descBase, descLimit } from "./descriptor.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_AC = 0x40000;
+const F_AF = 0x10;
+const F_CF = 0x1;
+const F_DF = 0x400;
+const F_ID = 0x200000;
+const F_IF = 0x200;
+const F_IOPL = 0x3000;
+const F_NT = 0x4000;
+const F_OF = 0x800;
+const F_ONE = 0x2;
+const F_PF = 0x4;
+const F_RF = 0x10000;
+const F_SF = 0x80;
+const F_TF = 0x100;
+const F_VIF = 0x80000;
+const F_VIP = 0x100000;
+const F_VM = 0x20000;
+const F_ZF = 0x40;
+const S_CS = 1;
+const S_DS = 3;
+const S_ES = 0;
+const S_FS = 4;
+const S_GS = 5;
+const S_SS = 2;
 
 /** A port-I/O bus as the CPU sees it (an `IoBus` fits). */
 export interface PortBus {
@@ -73,7 +100,7 @@ for (let i = 0; i < 256; i++) {
   b ^= b >> 4;
   b ^= b >> 2;
   b ^= b >> 1;
-  PARITY[i] = (b & 1) === 0 ? FLAG.PF : 0;
+  PARITY[i] = (b & 1) === 0 ? F_PF : 0;
 }
 
 /** Byte-register number (ModRM order AL,CL,DL,BL,AH,CH,DH,BH) to byte offset in the register file. */
@@ -92,8 +119,8 @@ const ACC_R = 0;
 const ACC_W = 1;
 const ACC_X = 2;
 
-const LAZY_ALL = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF | FLAG.OF;
-const LAZY_SZP = FLAG.PF | FLAG.ZF | FLAG.SF;
+const LAZY_ALL = F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF;
+const LAZY_SZP = F_PF | F_ZF | F_SF;
 
 /** Exit codes while running. */
 const EXIT_NONE = 0;
@@ -118,7 +145,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   /** Instruction pointer (held signed; read `eipU`). */
   eip = 0;
   /** EFLAGS bits that are not lazy (see `lazy`). */
-  flags = FLAG.ONE;
+  flags = F_ONE;
   /** Mask of arithmetic flags whose value must be computed from lz* fields. */
   lazy = 0;
   lzA = 0;
@@ -138,6 +165,8 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   readonly segRO = new Uint8Array(6);
   /** 1 for expand-down data segments (slow limit check). */
   readonly segDown = new Uint8Array(6);
+  /** segBad | segDown: take the slow address path. */
+  readonly segSlow = new Uint8Array(6);
   /** CS.D: default operand/address size (0/1). */
   csDb = 0;
   /** SS.B: 32-bit stack pointer (0/1). */
@@ -175,7 +204,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   rep = 0;
   mrm = 0;
   ea = 0;
-  eaSeg: number = SEG.DS;
+  eaSeg: number = S_DS;
   instrStart = 0;
   startEsp = 0;
   prefixCount = 0;
@@ -192,9 +221,15 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   private readonly tlbList = new Int32Array(8192);
   private tlbCount = 0;
   private readonly need = new Int32Array(3);
-  private fetchTag = -1;
+  /** Fetch window: EIP values [fetchLo, fetchLo + fetchLen) are at fetchArr[fetchBase + (eip - fetchLo)]. */
+  private fetchLo = 0;
+  private fetchLen = 0;
+  private fetchBase = 0;
   private fetchArr: Uint8Array;
-  private fetchDelta = 0;
+  /** Aligned 32-bit view of RAM (when its byte offset allows). */
+  private ram32: Int32Array;
+  /** 0 when ram32 is usable (compared with p & 3), else 4, which no address matches. */
+  private align = 0;
   private readonly romPage = new Uint8Array(4096);
   private readonly scratch = new Uint8Array(8);
 
@@ -224,6 +259,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.ram = ram;
     this.ramSize = ram.length;
     this.fetchArr = ram;
+    const aligned = ram.byteOffset % 4 === 0;
+    this.ram32 = aligned ? new Int32Array(ram.buffer, ram.byteOffset, ram.length >> 2) : new Int32Array(0);
+    this.align = aligned ? 0 : 4;
     this.reset();
   }
 
@@ -244,10 +282,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.regs.fill(0);
     this.regs[2] = 0x0633; // EDX = family/model/stepping signature [SDM Vol.3A 9.1.4]
     this.eip = 0xfff0;
-    this.flags = FLAG.ONE;
+    this.flags = F_ONE;
     this.lazy = 0;
     for (let s = 0; s < 6; s++) this.setSegRaw(s, 0, 0, 0xffff, 0x93);
-    this.setSegRaw(SEG.CS, 0xf000, 0xffff0000 | 0, 0xffff, 0x9b);
+    this.setSegRaw(S_CS, 0xf000, 0xffff0000 | 0, 0xffff, 0x9b);
     this.cr0 = CR0.ET | CR0.CD | CR0.NW;
     this.cr2 = this.cr3 = this.cr4 = 0;
     this.efer = 0;
@@ -285,7 +323,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     let n = 0;
     while (n < budget) {
       if (this.halted) {
-        if ((this.flags & FLAG.IF) !== 0 && this.pic !== undefined && this.pic.hasPending()) {
+        if ((this.flags & F_IF) !== 0 && this.pic !== undefined && this.pic.hasPending()) {
           this.halted = false;
         } else {
           return { reason: "halt", executed: n };
@@ -312,8 +350,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   private loop(n: number, budget: number): number {
     const pic = this.pic;
+    const dispatch = this.dispatch;
     while (n < budget) {
-      if ((this.flags & FLAG.IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
+      if ((this.flags & F_IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
         const v = pic.acknowledge();
         this.halted = false;
         this.instrStart = this.eip;
@@ -321,7 +360,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         this.interrupt(v, false, -1, false);
       }
       this.intShadow = false;
-      const tf = this.flags & FLAG.TF;
+      const tf = this.flags & F_TF;
       this.instrStart = this.eip;
       this.startEsp = this.regs[4]!;
       this.os32 = this.csDb;
@@ -329,7 +368,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       this.segOv = -1;
       this.rep = 0;
       this.prefixCount = 0;
-      this.dispatch[this.fetch8() | (this.os32 << 8)]!(this);
+      dispatch[this.fetch8() | (this.os32 << 8)]!(this);
       n++;
       this.count++;
       if (tf !== 0) {
@@ -397,13 +436,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const sh = bits - 1;
     const mask = bits === 32 ? -1 : (1 << bits) - 1;
     let f = PARITY[r & 0xff]!;
-    if ((r & mask) === 0) f |= FLAG.ZF;
+    if ((r & mask) === 0) f |= F_ZF;
     f |= ((r >>> sh) & 1) << 7;
     const lazy = this.lazy;
-    if ((lazy & (FLAG.CF | FLAG.OF | FLAG.AF)) !== 0) {
+    if ((lazy & (F_CF | F_OF | F_AF)) !== 0) {
       const a = this.lzA;
       const b = this.lzB;
-      f |= (a ^ b ^ r) & FLAG.AF;
+      f |= (a ^ b ^ r) & F_AF;
       if (this.lzSub !== 0) {
         f |= ((~a & b) | ((~a | b) & r)) >>> sh & 1;
         f |= (((a ^ b) & (a ^ r)) >>> sh & 1) << 11;
@@ -424,7 +463,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   getCF(): number {
-    if ((this.lazy & FLAG.CF) === 0) return this.flags & 1;
+    if ((this.lazy & F_CF) === 0) return this.flags & 1;
     const a = this.lzA;
     const b = this.lzB;
     const r = this.lzR;
@@ -433,23 +472,23 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   getZF(): boolean {
-    if ((this.lazy & FLAG.ZF) === 0) return (this.flags & FLAG.ZF) !== 0;
+    if ((this.lazy & F_ZF) === 0) return (this.flags & F_ZF) !== 0;
     const bits = this.lzBits;
     return (this.lzR & (bits === 32 ? -1 : (1 << bits) - 1)) === 0;
   }
 
   getSF(): boolean {
-    if ((this.lazy & FLAG.SF) === 0) return (this.flags & FLAG.SF) !== 0;
+    if ((this.lazy & F_SF) === 0) return (this.flags & F_SF) !== 0;
     return ((this.lzR >>> (this.lzBits - 1)) & 1) !== 0;
   }
 
   getOF(): boolean {
-    if ((this.lazy & FLAG.OF) === 0) return (this.flags & FLAG.OF) !== 0;
-    return (this.computeFlags() & FLAG.OF) !== 0;
+    if ((this.lazy & F_OF) === 0) return (this.flags & F_OF) !== 0;
+    return (this.computeFlags() & F_OF) !== 0;
   }
 
   getPF(): boolean {
-    if ((this.lazy & FLAG.PF) === 0) return (this.flags & FLAG.PF) !== 0;
+    if ((this.lazy & F_PF) === 0) return (this.flags & F_PF) !== 0;
     return PARITY[this.lzR & 0xff] !== 0;
   }
 
@@ -482,18 +521,18 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   /** Like setArith but CF keeps its value (INC/DEC). */
   setArithKeepCF(a: number, b: number, r: number, bits: number, sub: number): void {
     const cf = this.getCF();
-    this.flags = (this.flags & ~FLAG.CF) | cf;
+    this.flags = (this.flags & ~F_CF) | cf;
     this.lzA = a;
     this.lzB = b;
     this.lzR = r;
     this.lzBits = bits;
     this.lzSub = sub;
-    this.lazy = LAZY_ALL & ~FLAG.CF;
+    this.lazy = LAZY_ALL & ~F_CF;
   }
 
   /** Logic result: CF=OF=AF=0, SF/ZF/PF from `r`. */
   setLogic(r: number, bits: number): void {
-    this.flags &= ~(FLAG.CF | FLAG.OF | FLAG.AF | LAZY_SZP);
+    this.flags &= ~(F_CF | F_OF | F_AF | LAZY_SZP);
     this.lzR = r;
     this.lzBits = bits;
     this.lazy = LAZY_SZP;
@@ -501,7 +540,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   /** SF/ZF/PF from `r`, the other arithmetic flags set eagerly to `others` (CF/OF/AF bits). */
   setSZP(r: number, bits: number, others: number): void {
-    this.flags = (this.flags & ~LAZY_ALL) | (others & (FLAG.CF | FLAG.OF | FLAG.AF));
+    this.flags = (this.flags & ~LAZY_ALL) | (others & (F_CF | F_OF | F_AF));
     this.lzR = r;
     this.lzBits = bits;
     this.lazy = LAZY_SZP;
@@ -522,26 +561,34 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.settleFlags();
     // Bits that exist on an i686: CF PF AF ZF SF TF IF DF OF IOPL NT RF VM AC VIF VIP ID.
     mask &= 0x3f7fd5;
-    this.flags = ((this.flags & ~mask) | (value & mask) | FLAG.ONE) & ~0x8028;
+    this.flags = ((this.flags & ~mask) | (value & mask) | F_ONE) & ~0x8028;
   }
 
   /** The write mask POPF uses at the current privilege. */
   popfMask(os32: number): number {
-    let mask = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF | FLAG.TF | FLAG.DF | FLAG.OF | FLAG.NT;
-    if (os32 !== 0) mask |= FLAG.AC | FLAG.ID;
-    if ((this.cr0 & CR0.PE) === 0 || this.cpl === 0) mask |= FLAG.IOPL | FLAG.IF;
-    else if (this.cpl <= ((this.flags >> 12) & 3)) mask |= FLAG.IF;
+    let mask = F_CF | F_PF | F_AF | F_ZF | F_SF | F_TF | F_DF | F_OF | F_NT;
+    if (os32 !== 0) mask |= F_AC | F_ID;
+    if ((this.cr0 & CR0.PE) === 0 || this.cpl === 0) mask |= F_IOPL | F_IF;
+    else if (this.cpl <= ((this.flags >> 12) & 3)) mask |= F_IF;
     return os32 !== 0 ? mask : mask & 0xffff;
   }
 
   // ======================================================================== fetch
 
   fetch8(): number {
-    const eip = this.eip;
-    const lin = (this.segBase[1]! + eip) | 0;
-    if (lin >>> 12 !== this.fetchTag) this.refillFetch(lin);
-    this.eip = this.csDb !== 0 ? (eip + 1) | 0 : (eip + 1) & 0xffff;
-    return this.fetchArr[(lin + this.fetchDelta) >>> 0]!;
+    let e = this.eip;
+    let off = (e - this.fetchLo) | 0;
+    if (off >>> 0 >= this.fetchLen) {
+      if (this.csDb === 0) e = this.eip = e & 0xffff;
+      off = this.refillFetch(e);
+    }
+    this.eip = (e + 1) | 0;
+    return this.fetchArr[this.fetchBase + off]!;
+  }
+
+  /** Drops the fetch window (CS, paging or code-page changes). */
+  flushFetch(): void {
+    this.fetchLen = 0;
   }
 
   fetch16(): number {
@@ -559,13 +606,25 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     return (this.fetch8() << 24) >> 24;
   }
 
-  private refillFetch(lin: number): void {
-    const phys = this.paging ? this.translate(lin, ACC_X) : lin;
-    const page = (phys & ~0xfff) >>> 0;
-    const linPage = (lin & ~0xfff) >>> 0;
+  /** Maps the code page holding EIP `e`; returns e's offset in the new window. */
+  private refillFetch(e: number): number {
+    const lin = (this.segBase[1]! + e) | 0;
+    const phys = this.paging ? this.translate(lin, ACC_X) : lin >>> 0;
+    const pageOff = lin & 0xfff;
+    const page = (phys - pageOff) >>> 0;
+    let lo = (e - pageOff) | 0;
+    let len = 4096;
+    if (this.csDb === 0) {
+      // 16-bit IP wraps at 64 KiB: never let the window cross it.
+      if (lo < 0) {
+        len += lo;
+        lo = 0;
+      }
+      if (lo + len > 0x10000) len = 0x10000 - lo;
+    }
     if (page + 4096 <= this.ramSize) {
       this.fetchArr = this.ram;
-      this.fetchDelta = page - linPage;
+      this.fetchBase = page + (lo - ((e - pageOff) | 0));
     } else {
       const v = this.mem.view?.(page, 4096, false);
       if (v !== undefined) {
@@ -575,9 +634,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         for (let i = 0; i < 4096; i++) buf[i] = this.physRead8(page + i);
         this.fetchArr = buf;
       }
-      this.fetchDelta = -linPage;
+      this.fetchBase = lo - ((e - pageOff) | 0);
     }
-    this.fetchTag = lin >>> 12;
+    this.fetchLo = lo;
+    this.fetchLen = len;
+    return (e - lo) | 0;
   }
 
   // ======================================================================== physical memory
@@ -603,7 +664,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     } catch {
       // Writes to unmapped or read-only physical memory are dropped.
     }
-    if (p >>> 12 === ((this.fetchTag << 12) + this.fetchDelta) >>> 12) this.fetchTag = -1;
+    this.fetchLen = 0; // the write may hit a copied ROM/MMIO code page
   }
 
   physRead32(p: number): number {
@@ -660,13 +721,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       }
       this.tlbCount = kept;
     }
-    this.fetchTag = -1;
+    this.fetchLen = 0;
   }
 
   /** INVLPG. */
   invlpg(lin: number): void {
     this.tlb[lin >>> 12] = 0;
-    this.fetchTag = -1;
+    this.fetchLen = 0;
   }
 
   /** Linear to physical for access kind `acc`, through the TLB. Faults #PF. */
@@ -796,6 +857,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     if ((lin & 0xfff) > 0xffc) return this.readLin16(lin) | (this.readLin16(lin + 2) << 16);
     const p = this.paging ? this.translate(lin, ACC_R) : lin >>> 0;
     if (p + 3 < this.ramSize) {
+      if ((p & 3) === this.align) return this.ram32[p >>> 2]!;
       const r = this.ram;
       return r[p]! | (r[p + 1]! << 8) | (r[p + 2]! << 16) | (r[p + 3]! << 24);
     }
@@ -806,14 +868,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
     if (p < this.ramSize) {
       this.ram[p] = v;
-      if (p >>> 12 === this.fetchPhysPage()) this.fetchTag = -1;
       return;
     }
     this.physWrite8(p, v);
-  }
-
-  private fetchPhysPage(): number {
-    return this.fetchArr === this.ram ? (((this.fetchTag << 12) + this.fetchDelta) >>> 12) : -2;
   }
 
   writeLin16(lin: number, v: number): void {
@@ -842,6 +899,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     }
     const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
     if (p + 3 < this.ramSize) {
+      if ((p & 3) === this.align) {
+        this.ram32[p >>> 2] = v;
+        return;
+      }
       const r = this.ram;
       r[p] = v;
       r[p + 1] = v >>> 8;
@@ -876,12 +937,12 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   /** Raises #GP(0), or #SS(0) for the stack segment. */
   private segFault(seg: number): never {
-    return this.fault(seg === SEG.SS ? EXC.SS : EXC.GP, 0);
+    return this.fault(seg === S_SS ? EXC.SS : EXC.GP, 0);
   }
 
   /** Linear address of `off` in `seg` for an access of `size` bytes, with limit checks. */
   segAddr(seg: number, off: number, size: number): number {
-    if (this.segDown[seg] !== 0 || this.segBad[seg] !== 0) return this.segAddrSlow(seg, off, size);
+    if (this.segSlow[seg] !== 0) return this.segAddrSlow(seg, off, size);
     if ((off >>> 0) + size - 1 > this.segLimit[seg]!) this.segFault(seg);
     return (this.segBase[seg]! + off) | 0;
   }
@@ -947,13 +1008,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   private ea16(m: number): void {
     const r = this.r16;
     const mod = m >> 6;
-    let seg: number = SEG.DS;
+    let seg: number = S_DS;
     let ea: number;
     switch (m & 7) {
       case 0: ea = r[6]! + r[12]!; break; // bx+si
       case 1: ea = r[6]! + r[14]!; break; // bx+di
-      case 2: ea = r[10]! + r[12]!; seg = SEG.SS; break; // bp+si
-      case 3: ea = r[10]! + r[14]!; seg = SEG.SS; break; // bp+di
+      case 2: ea = r[10]! + r[12]!; seg = S_SS; break; // bp+si
+      case 3: ea = r[10]! + r[14]!; seg = S_SS; break; // bp+di
       case 4: ea = r[12]!; break;
       case 5: ea = r[14]!; break;
       case 6:
@@ -961,7 +1022,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
           ea = this.fetch16();
         } else {
           ea = r[10]!;
-          seg = SEG.SS;
+          seg = S_SS;
         }
         break;
       default: ea = r[6]!; break;
@@ -976,7 +1037,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const regs = this.regs;
     const mod = m >> 6;
     const rm = m & 7;
-    let seg: number = SEG.DS;
+    let seg: number = S_DS;
     let ea: number;
     if (rm === 4) {
       const sib = this.fetch8();
@@ -986,14 +1047,14 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         ea = this.fetch32();
       } else {
         ea = regs[base]!;
-        if (base === 4 || base === 5) seg = SEG.SS;
+        if (base === 4 || base === 5) seg = S_SS;
       }
       if (index !== 4) ea = (ea + (regs[index]! << (sib >> 6))) | 0;
     } else if (rm === 5 && mod === 0) {
       ea = this.fetch32();
     } else {
       ea = regs[rm]!;
-      if (rm === 5) seg = SEG.SS;
+      if (rm === 5) seg = S_SS;
     }
     if (mod === 1) ea = (ea + this.fetchS8()) | 0;
     else if (mod === 2) ea = (ea + this.fetch32()) | 0;
@@ -1076,7 +1137,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   /** Data segment for string-source/moffs/xlat accesses (DS or the override). */
   get dataSeg(): number {
-    return this.segOv >= 0 ? this.segOv : SEG.DS;
+    return this.segOv >= 0 ? this.segOv : S_DS;
   }
 
   /** Raises #UD unless the ModRM is a memory form. */
@@ -1097,13 +1158,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   push16(v: number): void {
     const sp = (this.sp - 2) | 0;
     const off = this.ssDb !== 0 ? sp : sp & 0xffff;
-    this.write16(SEG.SS, off, v);
+    this.write16(S_SS, off, v);
     this.sp = off;
   }
   push32(v: number): void {
     const sp = (this.sp - 4) | 0;
     const off = this.ssDb !== 0 ? sp : sp & 0xffff;
-    this.write32(SEG.SS, off, v);
+    this.write32(S_SS, off, v);
     this.sp = off;
   }
   pushOs(v: number): void {
@@ -1112,13 +1173,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
   pop16(): number {
     const sp = this.sp;
-    const v = this.read16(SEG.SS, sp);
+    const v = this.read16(S_SS, sp);
     this.sp = this.ssDb !== 0 ? (sp + 2) | 0 : (sp + 2) & 0xffff;
     return v;
   }
   pop32(): number {
     const sp = this.sp;
-    const v = this.read32(SEG.SS, sp);
+    const v = this.read32(S_SS, sp);
     this.sp = this.ssDb !== 0 ? (sp + 4) | 0 : (sp + 4) & 0xffff;
     return v;
   }
@@ -1128,11 +1189,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   /** Reads the stack at sp + `delta` without popping. */
   peek16(delta: number): number {
     const off = this.ssDb !== 0 ? (this.sp + delta) | 0 : (this.sp + delta) & 0xffff;
-    return this.read16(SEG.SS, off);
+    return this.read16(S_SS, off);
   }
   peek32(delta: number): number {
     const off = this.ssDb !== 0 ? (this.sp + delta) | 0 : (this.sp + delta) & 0xffff;
-    return this.read32(SEG.SS, off);
+    return this.read32(S_SS, off);
   }
 
   // ======================================================================== control transfer
@@ -1140,7 +1201,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   /** Near jump within CS, with the CS limit check. */
   jump(target: number): void {
     if (this.os32 === 0) target &= 0xffff;
-    if ((target >>> 0) > this.segLimit[SEG.CS]!) this.fault(EXC.GP, 0);
+    if ((target >>> 0) > this.segLimit[S_CS]!) this.fault(EXC.GP, 0);
     this.eip = target | 0;
   }
 
@@ -1149,7 +1210,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   get v86(): boolean {
-    return (this.flags & FLAG.VM) !== 0;
+    return (this.flags & F_VM) !== 0;
   }
 
   // ======================================================================== exceptions
@@ -1225,11 +1286,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       const off = this.readLin16(this.idtrBase + vec * 4);
       const sel = this.readLin16(this.idtrBase + vec * 4 + 2);
       this.push16(flags);
-      this.push16(this.segSel[SEG.CS]!);
+      this.push16(this.segSel[S_CS]!);
       this.push16(this.eip);
-      this.flags = flags & ~(FLAG.IF | FLAG.TF | FLAG.AC | FLAG.RF);
+      this.flags = flags & ~(F_IF | F_TF | F_AC | F_RF);
       this.lazy = 0;
-      this.loadSegReal(SEG.CS, sel);
+      this.loadSegReal(S_CS, sel);
       this.eip = off;
       this.halted = false;
       return;
@@ -1259,9 +1320,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     if ((dType & 0x18) !== 0x18 || ddpl > this.cpl) this.fault(EXC.GP, (sel & ~3) + extErr);
     if ((dHi & 0x8000) === 0) this.fault(EXC.NP, (sel & ~3) + extErr);
     const conforming = (dType & 4) !== 0;
-    const oldCs = this.segSel[SEG.CS]!;
+    const oldCs = this.segSel[S_CS]!;
     const oldEip = this.eip;
-    const oldSs = this.segSel[SEG.SS]!;
+    const oldSs = this.segSel[S_SS]!;
     const oldEsp = this.regs[4]!;
     if (!conforming && ddpl < this.cpl) {
       // Inner privilege: stack from the TSS. [SDM Vol.3A 6.12.1]
@@ -1285,7 +1346,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         if (gate32) this.writeSys32(ssBase + sp, w);
         else this.writeSys16(ssBase + sp, w);
       }
-      this.setSegFromDesc(SEG.SS, (ss & ~3) | newCpl, sLo, sHi);
+      this.setSegFromDesc(S_SS, (ss & ~3) | newCpl, sLo, sHi);
       this.setCpl(newCpl);
       if (ssB !== 0) this.regs[4] = sp;
       else this.r16[8] = sp;
@@ -1303,10 +1364,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         if (err >= 0) this.push16(err);
       }
     }
-    this.setSegFromDesc(SEG.CS, (sel & ~3) | this.cpl, dLo, dHi);
+    this.setSegFromDesc(S_CS, (sel & ~3) | this.cpl, dLo, dHi);
     this.eip = gate32 ? offset : offset & 0xffff;
-    let nf = flags & ~(FLAG.TF | FLAG.NT | FLAG.VM | FLAG.RF);
-    if ((type & 1) === 0) nf &= ~FLAG.IF; // interrupt gate
+    let nf = flags & ~(F_TF | F_NT | F_VM | F_RF);
+    if ((type & 1) === 0) nf &= ~F_IF; // interrupt gate
     this.flags = nf;
     this.lazy = 0;
     this.halted = false;
@@ -1371,9 +1432,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.segBad[seg] = present ? 0 : 1;
     this.segRO[seg] = this.protectedMode && !this.v86 && (isCode || (attr & 2) === 0) ? 1 : 0;
     this.segDown[seg] = !isCode && (attr & 0x14) === 0x14 ? 1 : 0;
-    if (seg === SEG.CS) {
+    this.segSlow[seg] = this.segBad[seg]! | this.segDown[seg]!;
+    if (seg === S_CS) {
       this.csDb = (attr >> 14) & 1;
-    } else if (seg === SEG.SS) {
+      this.fetchLen = 0;
+    } else if (seg === S_SS) {
       this.ssDb = (attr >> 14) & 1;
     }
   }
@@ -1387,7 +1450,8 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.segSel[seg] = sel;
     this.segBase[seg] = sel << 4;
     this.segBad[seg] = 0;
-    if (seg === SEG.CS) this.fetchTag = -1;
+    this.segSlow[seg] = this.segDown[seg]!;
+    if (seg === S_CS) this.fetchLen = 0;
   }
 
   /**
@@ -1401,9 +1465,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       return;
     }
     if ((sel & ~3) === 0) {
-      if (seg === SEG.SS) this.fault(EXC.GP, 0);
+      if (seg === S_SS) this.fault(EXC.GP, 0);
       this.segSel[seg] = sel;
       this.segBad[seg] = 1;
+      this.segSlow[seg] = 1;
       return;
     }
     this.readDescriptor(sel);
@@ -1411,7 +1476,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const type = (hi >> 8) & 0x1f;
     const dpl = (hi >> 13) & 3;
     const rpl = sel & 3;
-    if (seg === SEG.SS) {
+    if (seg === S_SS) {
       if (rpl !== this.cpl || dpl !== this.cpl || (type & 0x1a) !== 0x12) this.fault(EXC.GP, sel & ~3);
       if ((hi & 0x8000) === 0) this.fault(EXC.SS, sel & ~3);
     } else {
@@ -1432,7 +1497,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const os32 = this.os32;
     if (!this.protectedMode || this.v86) {
       if (call) {
-        const retCs = this.segSel[SEG.CS]!;
+        const retCs = this.segSel[S_CS]!;
         const retIp = this.eip;
         if (os32 !== 0) {
           this.probeStack(8);
@@ -1444,7 +1509,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
           this.push16(retIp);
         }
       }
-      this.loadSegReal(SEG.CS, sel);
+      this.loadSegReal(S_CS, sel);
       this.eip = os32 !== 0 ? off | 0 : off & 0xffff;
       return;
     }
@@ -1466,16 +1531,16 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       const target = os32 !== 0 ? off | 0 : off & 0xffff;
       if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
       if (call) {
-        const retCs = this.segSel[SEG.CS]!;
+        const retCs = this.segSel[S_CS]!;
         const retIp = this.eip;
         this.probeStack(os32 !== 0 ? 8 : 4);
         this.pushOs(retCs);
         this.pushOs(retIp);
       }
       this.setAccessed(sel);
-      this.setSegFromDesc(SEG.CS, (sel & ~3) | this.cpl, lo, hi);
+      this.setSegFromDesc(S_CS, (sel & ~3) | this.cpl, lo, hi);
       this.eip = target;
-      this.fetchTag = -1;
+      this.fetchLen = 0;
       return;
     }
     if (type === SYS_DESC.CALL_GATE16 || type === SYS_DESC.CALL_GATE32) {
@@ -1496,17 +1561,17 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if ((gOff >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
       if (!call) {
         if ((ctype & 4) === 0 && cdpl !== this.cpl) this.fault(EXC.GP, csSel & ~3);
-        this.setSegFromDesc(SEG.CS, (csSel & ~3) | this.cpl, lo, hi);
+        this.setSegFromDesc(S_CS, (csSel & ~3) | this.cpl, lo, hi);
         this.eip = gOff;
         return;
       }
-      const retCs = this.segSel[SEG.CS]!;
+      const retCs = this.segSel[S_CS]!;
       const retIp = this.eip;
       if ((ctype & 4) === 0 && cdpl < this.cpl) {
         // Call to an inner privilege level: new stack from the TSS, copy parameters. [SDM Vol.3A 5.8.5]
         const { ss, esp } = this.tssStack(cdpl, 0);
         const n = gate32 ? 4 : 2;
-        const oldSs = this.segSel[SEG.SS]!;
+        const oldSs = this.segSel[S_SS]!;
         const oldEsp = this.regs[4]!;
         const paramVals: number[] = [];
         for (let i = params - 1; i >= 0; i--) paramVals.push(gate32 ? this.peek32(i * 4) : this.peek16(i * 2));
@@ -1526,11 +1591,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
           if (gate32) this.writeSys32(ssBase + sp, w);
           else this.writeSys16(ssBase + sp, w);
         }
-        this.setSegFromDesc(SEG.SS, ss, sLo, sHi);
+        this.setSegFromDesc(S_SS, ss, sLo, sHi);
         this.setCpl(cdpl);
         if (mask === -1) this.regs[4] = sp;
         else this.r16[8] = sp;
-        this.setSegFromDesc(SEG.CS, (csSel & ~3) | cdpl, cLo, cHi);
+        this.setSegFromDesc(S_CS, (csSel & ~3) | cdpl, cLo, cHi);
       } else {
         this.probeStack(gate32 ? 8 : 4);
         if (gate32) {
@@ -1540,10 +1605,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
           this.push16(retCs);
           this.push16(retIp);
         }
-        this.setSegFromDesc(SEG.CS, (csSel & ~3) | this.cpl, lo, hi);
+        this.setSegFromDesc(S_CS, (csSel & ~3) | this.cpl, lo, hi);
       }
       this.eip = gOff;
-      this.fetchTag = -1;
+      this.fetchLen = 0;
       return;
     }
     // Task gates and TSS descriptors (task switches) are not modelled.
@@ -1555,12 +1620,12 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const sp = this.sp;
     if (this.ssDb === 0 && sp < bytes) {
       // A 16-bit stack pointer wraps: the pushes land at [0, sp) and [sp - bytes + 64K, 64K).
-      if (sp > 0) this.probeWrite(SEG.SS, 0, sp);
-      this.probeWrite(SEG.SS, (sp - bytes) & 0xffff, bytes - sp);
+      if (sp > 0) this.probeWrite(S_SS, 0, sp);
+      this.probeWrite(S_SS, (sp - bytes) & 0xffff, bytes - sp);
       return;
     }
     const low = this.ssDb !== 0 ? (sp - bytes) | 0 : (sp - bytes) & 0xffff;
-    this.probeWrite(SEG.SS, low, bytes);
+    this.probeWrite(S_SS, low, bytes);
   }
 
   /**
@@ -1578,17 +1643,17 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       const sp = this.sp;
       const mask = this.ssDb !== 0 ? -1 : 0xffff;
       this.sp = (sp + n * (iret ? 3 : 2) + imm) & mask;
-      this.loadSegReal(SEG.CS, cs);
+      this.loadSegReal(S_CS, cs);
       this.eip = os32 !== 0 ? ip : ip & 0xffff;
-      if (iret) this.writeFlags(fl, os32 !== 0 ? 0x3f7fd5 & ~(FLAG.VM | FLAG.VIF | FLAG.VIP) : 0x7fd5);
+      if (iret) this.writeFlags(fl, os32 !== 0 ? 0x3f7fd5 & ~(F_VM | F_VIF | F_VIP) : 0x7fd5);
       return;
     }
-    if (iret && (this.flags & FLAG.NT) !== 0) this.fault(EXC.GP, this.trSel & ~3); // task return: not modelled
+    if (iret && (this.flags & F_NT) !== 0) this.fault(EXC.GP, this.trSel & ~3); // task return: not modelled
     const ip = os32 !== 0 ? this.peek32(0) : this.peek16(0);
     const cs = (os32 !== 0 ? this.peek32(n) : this.peek16(n)) & 0xffff;
     let fl = 0;
     if (iret) fl = os32 !== 0 ? this.peek32(8) : this.peek16(4);
-    if (iret && (fl & FLAG.VM) !== 0 && this.cpl === 0) this.fault(EXC.GP, 0); // v86 not modelled
+    if (iret && (fl & F_VM) !== 0 && this.cpl === 0) this.fault(EXC.GP, 0); // v86 not modelled
     if ((cs & ~3) === 0) this.fault(EXC.GP, 0);
     this.readDescriptor(cs);
     const lo = this.dLo;
@@ -1606,7 +1671,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
       const mask = this.ssDb !== 0 ? -1 : 0xffff;
       this.sp = (this.sp + frame + imm) & mask;
-      this.setSegFromDesc(SEG.CS, cs, lo, hi);
+      this.setSegFromDesc(S_CS, cs, lo, hi);
       this.eip = target;
     } else {
       // Return to an outer privilege level: pop SS:ESP as well.
@@ -1619,30 +1684,31 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if ((newSs & 3) !== rpl || ((sHi >> 13) & 3) !== rpl || ((sHi >> 8) & 0x1a) !== 0x12) this.fault(EXC.GP, newSs & ~3);
       if ((sHi & 0x8000) === 0) this.fault(EXC.SS, newSs & ~3);
       if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
-      this.setSegFromDesc(SEG.CS, cs, lo, hi);
-      this.setSegFromDesc(SEG.SS, newSs, sLo, sHi);
+      this.setSegFromDesc(S_CS, cs, lo, hi);
+      this.setSegFromDesc(S_SS, newSs, sLo, sHi);
       if (this.ssDb !== 0) this.regs[4] = (newEsp + imm) | 0;
       else this.r16[8] = newEsp + imm;
       this.eip = target;
       this.setCpl(rpl);
       // Data segments not accessible at the new CPL become null. [SDM Vol.2 RET]
-      for (const s of [SEG.ES, SEG.DS, SEG.FS, SEG.GS]) {
+      for (const s of [S_ES, S_DS, S_FS, S_GS]) {
         const a = this.segAttr[s]!;
         const conformingCode = (a & 0x1c) === 0x1c;
         if (!conformingCode && ((a >> 5) & 3) < rpl && this.segBad[s] === 0) {
           this.segSel[s] = 0;
           this.segBad[s] = 1;
+          this.segSlow[s] = 1;
         }
       }
     }
     if (iret) {
-      let mask = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF | FLAG.TF | FLAG.DF | FLAG.OF | FLAG.NT;
-      if (os32 !== 0) mask |= FLAG.RF | FLAG.AC | FLAG.ID;
-      if (oldCpl === 0) mask |= FLAG.IOPL | (os32 !== 0 ? FLAG.VIF | FLAG.VIP : 0);
-      if (oldCpl <= ((this.flags >> 12) & 3)) mask |= FLAG.IF;
+      let mask = F_CF | F_PF | F_AF | F_ZF | F_SF | F_TF | F_DF | F_OF | F_NT;
+      if (os32 !== 0) mask |= F_RF | F_AC | F_ID;
+      if (oldCpl === 0) mask |= F_IOPL | (os32 !== 0 ? F_VIF | F_VIP : 0);
+      if (oldCpl <= ((this.flags >> 12) & 3)) mask |= F_IF;
       this.writeFlags(fl, mask);
     }
-    this.fetchTag = -1;
+    this.fetchLen = 0;
   }
 
   // ======================================================================== system registers
@@ -1764,9 +1830,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   /** Loads a segment register cache without checks (embedders building an initial state). */
   setSegment(seg: number, s: SegmentState): void {
     this.setSegRaw(seg, s.selector, s.base, s.limit, s.attributes);
-    if (seg === SEG.CS) {
+    if (seg === S_CS) {
       this.setCpl(this.protectedMode ? s.selector & 3 : 0);
-      this.fetchTag = -1;
+      this.fetchLen = 0;
     }
   }
 
@@ -1803,7 +1869,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.cr4 = s.cr[4]! | 0;
     this.efer = s.efer;
     this.eip = s.eip | 0;
-    this.flags = (s.eflags | FLAG.ONE) | 0;
+    this.flags = (s.eflags | F_ONE) | 0;
     this.lazy = 0;
     for (let i = 0; i < 6; i++) this.setSegRaw(i, s.segs[i]!.selector, s.segs[i]!.base, s.segs[i]!.limit, s.segs[i]!.attributes);
     for (let i = 0; i < 8; i++) this.dr[i] = s.dr[i]!;
@@ -1826,7 +1892,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.msrs.clear();
     for (const [k, lo, hi] of s.msrs) this.msrs.set(k, [lo | 0, hi | 0]);
     this.count = s.instructionsRetired;
-    this.cpl = this.protectedMode ? this.segSel[SEG.CS]! & 3 : 0;
+    this.cpl = this.protectedMode ? this.segSel[S_CS]! & 3 : 0;
     this.pagingChanged();
   }
 }

@@ -3,7 +3,13 @@
  * CBW/CWD, CMPXCHG/CMPXCHG8B/XADD. [SDM Vol.2 ADD..XOR, MUL, IMUL, DIV, IDIV, CMPXCHG, XADD]
  */
 import type { X86Cpu } from "../cpu.ts";
-import { EXC, FLAG } from "../registers.ts";
+import { EXC } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_CF = 0x1;
+const F_OF = 0x800;
+const F_ZF = 0x40;
 
 /** ALU operation numbers, as in opcode bits 3-5 and group-1 reg fields. */
 export const ALU = { ADD: 0, OR: 1, ADC: 2, SBB: 3, AND: 4, SUB: 5, XOR: 6, CMP: 7 } as const;
@@ -203,14 +209,14 @@ export function grp3Eb(c: X86Cpu): void {
     case 4: {
       const r = c.r8[0]! * c.readE8();
       c.r16[0] = r;
-      const hi = r > 0xff ? FLAG.CF | FLAG.OF : 0;
+      const hi = r > 0xff ? F_CF | F_OF : 0;
       c.setSZP(r, 8, hi);
       return;
     }
     case 5: {
       const r = ((c.r8[0]! << 24) >> 24) * ((c.readE8() << 24) >> 24);
       c.r16[0] = r;
-      const ov = r !== (r << 24) >> 24 ? FLAG.CF | FLAG.OF : 0;
+      const ov = r !== (r << 24) >> 24 ? F_CF | F_OF : 0;
       c.setSZP(r, 8, ov);
       return;
     }
@@ -260,14 +266,14 @@ export function grp3Ev16(c: X86Cpu): void {
       const r = r16[0]! * c.readE16();
       r16[0] = r;
       r16[4] = r >>> 16;
-      c.setSZP(r, 16, r > 0xffff ? FLAG.CF | FLAG.OF : 0);
+      c.setSZP(r, 16, r > 0xffff ? F_CF | F_OF : 0);
       return;
     }
     case 5: {
       const r = ((r16[0]! << 16) >> 16) * ((c.readE16() << 16) >> 16);
       r16[0] = r;
       r16[4] = r >> 16;
-      c.setSZP(r, 16, r !== (r << 16) >> 16 ? FLAG.CF | FLAG.OF : 0);
+      c.setSZP(r, 16, r !== (r << 16) >> 16 ? F_CF | F_OF : 0);
       return;
     }
     case 6: {
@@ -339,14 +345,14 @@ export function grp3Ev32(c: X86Cpu): void {
       const hi = mulU32(regs[0]!, c.readE32());
       regs[0] = mulLo;
       regs[2] = hi;
-      c.setSZP(mulLo, 32, hi !== 0 ? FLAG.CF | FLAG.OF : 0);
+      c.setSZP(mulLo, 32, hi !== 0 ? F_CF | F_OF : 0);
       return;
     }
     case 5: {
       const hi = mulS32(regs[0]!, c.readE32());
       regs[0] = mulLo;
       regs[2] = hi;
-      c.setSZP(mulLo, 32, hi !== mulLo >> 31 ? FLAG.CF | FLAG.OF : 0);
+      c.setSZP(mulLo, 32, hi !== mulLo >> 31 ? F_CF | F_OF : 0);
       return;
     }
     case 6:
@@ -427,12 +433,12 @@ export function testAxIv32(c: X86Cpu): void {
 /** IMUL r, r/m, imm (69/6B) and IMUL r, r/m (0F AF). */
 function imul16(c: X86Cpu, a: number, b: number): number {
   const r = ((a << 16) >> 16) * ((b << 16) >> 16);
-  c.setSZP(r, 16, r !== (r << 16) >> 16 ? FLAG.CF | FLAG.OF : 0);
+  c.setSZP(r, 16, r !== (r << 16) >> 16 ? F_CF | F_OF : 0);
   return r;
 }
 function imul32(c: X86Cpu, a: number, b: number): number {
   const hi = mulS32(a, b);
-  c.setSZP(mulLo, 32, hi !== mulLo >> 31 ? FLAG.CF | FLAG.OF : 0);
+  c.setSZP(mulLo, 32, hi !== mulLo >> 31 ? F_CF | F_OF : 0);
   return mulLo;
 }
 export function imulGvEvIv16(c: X86Cpu): void {
@@ -530,13 +536,13 @@ export function grp9(c: X86Cpu): void {
   if (lo === regs[0] && hi === regs[2]) {
     c.write32(seg, ea, regs[3]!);
     c.write32(seg, (ea + 4) | 0, regs[1]!);
-    c.flags |= FLAG.ZF;
+    c.flags |= F_ZF;
   } else {
     c.write32(seg, ea, lo);
     c.write32(seg, (ea + 4) | 0, hi);
     regs[0] = lo;
     regs[2] = hi;
-    c.flags &= ~FLAG.ZF;
+    c.flags &= ~F_ZF;
   }
 }
 

@@ -3,19 +3,25 @@
  * [SDM Vol.2 DAA, DAS, AAA, AAS, AAM, AAD]
  */
 import type { X86Cpu } from "../cpu.ts";
-import { EXC, FLAG } from "../registers.ts";
+import { EXC } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_AF = 0x10;
+const F_CF = 0x1;
+const F_OF = 0x800;
 
 export function daa(c: X86Cpu): void {
   const oldAl = c.r8[0]!;
   const oldCf = c.getCF();
-  const af = (c.getFlags() & FLAG.AF) !== 0;
+  const af = (c.getFlags() & F_AF) !== 0;
   let al = oldAl;
   let cf = 0;
   let naf = 0;
   if ((al & 0xf) > 9 || af) {
     al += 6;
     cf = oldCf | (al > 0xff ? 1 : 0);
-    naf = FLAG.AF;
+    naf = F_AF;
   }
   if (oldAl > 0x99 || oldCf !== 0) {
     al += 0x60;
@@ -26,21 +32,21 @@ export function daa(c: X86Cpu): void {
   al &= 0xff;
   c.r8[0] = al;
   // OF is undefined; an i386 leaves it as the signed-overflow of the adjustment.
-  const of = (~oldAl & al & 0x80) !== 0 ? FLAG.OF : 0;
+  const of = (~oldAl & al & 0x80) !== 0 ? F_OF : 0;
   c.setSZP(al, 8, cf | naf | of);
 }
 
 export function das(c: X86Cpu): void {
   const oldAl = c.r8[0]!;
   const oldCf = c.getCF();
-  const af = (c.getFlags() & FLAG.AF) !== 0;
+  const af = (c.getFlags() & F_AF) !== 0;
   let al = oldAl;
   let cf = 0;
   let naf = 0;
   if ((al & 0xf) > 9 || af) {
     al -= 6;
     cf = oldCf | (al < 0 ? 1 : 0);
-    naf = FLAG.AF;
+    naf = F_AF;
   }
   if (oldAl > 0x99 || oldCf !== 0) {
     al -= 0x60;
@@ -48,16 +54,16 @@ export function das(c: X86Cpu): void {
   }
   al &= 0xff;
   c.r8[0] = al;
-  const of = (oldAl & ~al & 0x80) !== 0 ? FLAG.OF : 0;
+  const of = (oldAl & ~al & 0x80) !== 0 ? F_OF : 0;
   c.setSZP(al, 8, cf | naf | of);
 }
 
 export function aaa(c: X86Cpu): void {
-  const af = (c.getFlags() & FLAG.AF) !== 0;
+  const af = (c.getFlags() & F_AF) !== 0;
   if ((c.r8[0]! & 0xf) > 9 || af) {
     c.r16[0] = c.r16[0]! + 0x106;
     c.r8[0] = c.r8[0]! & 0xf;
-    c.setSZP(c.r8[0]!, 8, FLAG.AF | FLAG.CF);
+    c.setSZP(c.r8[0]!, 8, F_AF | F_CF);
   } else {
     c.r8[0] = c.r8[0]! & 0xf;
     c.setSZP(c.r8[0]!, 8, 0);
@@ -65,12 +71,12 @@ export function aaa(c: X86Cpu): void {
 }
 
 export function aas(c: X86Cpu): void {
-  const af = (c.getFlags() & FLAG.AF) !== 0;
+  const af = (c.getFlags() & F_AF) !== 0;
   if ((c.r8[0]! & 0xf) > 9 || af) {
     c.r16[0] = c.r16[0]! - 6;
     c.r8[1] = c.r8[1]! - 1;
     c.r8[0] = c.r8[0]! & 0xf;
-    c.setSZP(c.r8[0]!, 8, FLAG.AF | FLAG.CF);
+    c.setSZP(c.r8[0]!, 8, F_AF | F_CF);
   } else {
     c.r8[0] = c.r8[0]! & 0xf;
     c.setSZP(c.r8[0]!, 8, 0);

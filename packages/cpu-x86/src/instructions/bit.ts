@@ -2,7 +2,12 @@
  * Bit operations: BT/BTS/BTR/BTC, BSF/BSR, SETcc. [SDM Vol.2 BT, BTS, BTR, BTC, BSF, BSR, SETcc]
  */
 import type { X86Cpu } from "../cpu.ts";
-import { EXC, FLAG } from "../registers.ts";
+import { EXC } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_CF = 0x1;
+const F_ZF = 0x40;
 
 /** op: 0 BT, 1 BTS, 2 BTR, 3 BTC. Memory forms with a register offset address beyond the operand. */
 function bitOp(c: X86Cpu, op: number, offset: number, fromReg: boolean): void {
@@ -11,7 +16,7 @@ function bitOp(c: X86Cpu, op: number, offset: number, fromReg: boolean): void {
   if (c.mrm >= 0xc0) {
     const n = offset & (bits - 1);
     const v = os32 ? c.regs[c.mrm & 7]! : c.r16[(c.mrm & 7) << 1]!;
-    c.setFlagBit(FLAG.CF, ((v >>> n) & 1) !== 0);
+    c.setFlagBit(F_CF, ((v >>> n) & 1) !== 0);
     if (op === 0) return;
     const r = op === 1 ? v | (1 << n) : op === 2 ? v & ~(1 << n) : v ^ (1 << n);
     if (os32) c.regs[c.mrm & 7] = r;
@@ -29,7 +34,7 @@ function bitOp(c: X86Cpu, op: number, offset: number, fromReg: boolean): void {
   }
   const seg = c.eaSeg;
   const v = os32 ? (op === 0 ? c.read32(seg, ea) : c.readLin32((c.rmwLin = c.segWriteAddr(seg, ea, 4)))) : op === 0 ? c.read16(seg, ea) : c.readLin16((c.rmwLin = c.segWriteAddr(seg, ea, 2)));
-  c.setFlagBit(FLAG.CF, ((v >>> n) & 1) !== 0);
+  c.setFlagBit(F_CF, ((v >>> n) & 1) !== 0);
   if (op === 0) return;
   const r = op === 1 ? v | (1 << n) : op === 2 ? v & ~(1 << n) : v ^ (1 << n);
   if (os32) c.writeLin32(c.rmwLin, r);
@@ -57,27 +62,27 @@ export function bsf(c: X86Cpu): void {
   c.modrm();
   const v = c.os32 !== 0 ? c.readE32() : c.readE16();
   if (v === 0) {
-    c.setFlagBit(FLAG.ZF, true);
+    c.setFlagBit(F_ZF, true);
     return;
   }
   const n = 31 - Math.clz32(v & -v);
   if (c.os32 !== 0) c.regs[c.reg] = n;
   else c.r16[c.reg << 1] = n;
   c.setSZP(n, 16, 0);
-  c.setFlagBit(FLAG.ZF, false);
+  c.setFlagBit(F_ZF, false);
 }
 export function bsr(c: X86Cpu): void {
   c.modrm();
   const v = c.os32 !== 0 ? c.readE32() : c.readE16();
   if (v === 0) {
-    c.setFlagBit(FLAG.ZF, true);
+    c.setFlagBit(F_ZF, true);
     return;
   }
   const n = 31 - Math.clz32(v);
   if (c.os32 !== 0) c.regs[c.reg] = n;
   else c.r16[c.reg << 1] = n;
   c.setSZP(n, 16, 0);
-  c.setFlagBit(FLAG.ZF, false);
+  c.setFlagBit(F_ZF, false);
 }
 
 /** 0F 90+cc SETcc Eb */

@@ -3,7 +3,7 @@
  * FF group. [SDM Vol.2 Jcc, JMP, CALL, RET, LOOP, INT n, IRET, BOUND]
  */
 import type { X86Cpu } from "../cpu.ts";
-import { EXC, FLAG } from "../registers.ts";
+import { EXC } from "../registers.ts";
 import { incEv } from "./arith.ts";
 import { pushEv } from "./stack.ts";
 
@@ -174,4 +174,3 @@ export function grp5(c: X86Cpu): void {
   }
 }
 
-export { FLAG };

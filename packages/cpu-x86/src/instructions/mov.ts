@@ -3,7 +3,17 @@
  * LAHF/SAHF, BSWAP. [SDM Vol.2 MOV, LEA, XCHG, MOVZX, MOVSX, CMOVcc, LDS, XLAT, BSWAP]
  */
 import type { X86Cpu } from "../cpu.ts";
-import { EXC, FLAG, SEG } from "../registers.ts";
+import { EXC } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_AF = 0x10;
+const F_CF = 0x1;
+const F_PF = 0x4;
+const F_SF = 0x80;
+const F_ZF = 0x40;
+const S_CS = 1;
+const S_SS = 2;
 
 export function movEbGb(c: X86Cpu): void {
   c.modrm();
@@ -42,9 +52,9 @@ export function movEvSw(c: X86Cpu): void {
 export function movSwEw(c: X86Cpu): void {
   c.modrm();
   const s = c.reg;
-  if (s > 5 || s === SEG.CS) c.fault(EXC.UD, -1);
+  if (s > 5 || s === S_CS) c.fault(EXC.UD, -1);
   c.loadSeg(s, c.readE16());
-  if (s === SEG.SS) c.inhibitInterrupts();
+  if (s === S_SS) c.inhibitInterrupts();
 }
 /** 8D LEA Gv,M */
 export function lea16(c: X86Cpu): void {
@@ -212,7 +222,7 @@ export function lahf(c: X86Cpu): void {
 }
 export function sahf(c: X86Cpu): void {
   c.settleFlags();
-  const m = FLAG.CF | FLAG.PF | FLAG.AF | FLAG.ZF | FLAG.SF;
+  const m = F_CF | F_PF | F_AF | F_ZF | F_SF;
   c.flags = (c.flags & ~m) | (c.r8[1]! & m);
 }
 

@@ -3,7 +3,12 @@
  * [SDM Vol.2 RCL/RCR/ROL/ROR, SAL/SAR/SHL/SHR, SHLD, SHRD]. Counts are masked to 5 bits (i386+).
  */
 import type { X86Cpu } from "../cpu.ts";
-import { FLAG } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_AF = 0x10;
+const F_CF = 0x1;
+const F_OF = 0x800;
 
 /** Shift/rotate `a` (width `bits`) by `count` (already masked to 5 bits, non-zero). */
 export function shift(c: X86Cpu, op: number, a: number, count: number, bits: number): number {
@@ -20,7 +25,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
       cf = r & 1;
       of = ((r >>> sh) & 1) ^ cf;
       c.settleFlags();
-      c.flags = (c.flags & ~(FLAG.CF | FLAG.OF)) | cf | (of << 11);
+      c.flags = (c.flags & ~(F_CF | F_OF)) | cf | (of << 11);
       return r;
     }
     case 1: { // ROR
@@ -29,7 +34,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
       cf = (r >>> sh) & 1;
       of = cf ^ ((r >>> (sh - 1)) & 1);
       c.settleFlags();
-      c.flags = (c.flags & ~(FLAG.CF | FLAG.OF)) | cf | (of << 11);
+      c.flags = (c.flags & ~(F_CF | F_OF)) | cf | (of << 11);
       return r;
     }
     case 2: { // RCL
@@ -37,7 +42,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
       const oldCf = c.getCF();
       c.settleFlags();
       if (n === 0) {
-        c.flags = (c.flags & ~FLAG.OF) | ((((a >>> sh) & 1) ^ oldCf) << 11);
+        c.flags = (c.flags & ~F_OF) | ((((a >>> sh) & 1) ^ oldCf) << 11);
         return a;
       }
       // Rotate the (bits+1)-bit quantity CF:a left by n.
@@ -51,7 +56,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
         cf = (rot >>> bits) & 1;
       }
       of = ((r >>> sh) & 1) ^ cf;
-      c.flags = (c.flags & ~(FLAG.CF | FLAG.OF)) | cf | (of << 11);
+      c.flags = (c.flags & ~(F_CF | F_OF)) | cf | (of << 11);
       return r;
     }
     case 3: { // RCR
@@ -59,7 +64,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
       const oldCf = c.getCF();
       c.settleFlags();
       if (n === 0) {
-        c.flags = (c.flags & ~FLAG.OF) | ((((a >>> sh) ^ (a >>> (sh - 1))) & 1) << 11);
+        c.flags = (c.flags & ~F_OF) | ((((a >>> sh) ^ (a >>> (sh - 1))) & 1) << 11);
         return a;
       }
       if (bits === 32) {
@@ -72,7 +77,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
         cf = (rot >>> bits) & 1;
       }
       of = ((r >>> sh) & 1) ^ ((r >>> (sh - 1)) & 1);
-      c.flags = (c.flags & ~(FLAG.CF | FLAG.OF)) | cf | (of << 11);
+      c.flags = (c.flags & ~(F_CF | F_OF)) | cf | (of << 11);
       return r;
     }
     case 4:
@@ -85,7 +90,7 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
         cf = 0;
       }
       of = ((r >>> sh) & 1) ^ cf;
-      c.setSZP(r, bits, cf | (of << 11) | FLAG.AF);
+      c.setSZP(r, bits, cf | (of << 11) | F_AF);
       return r;
     }
     case 5: { // SHR
@@ -93,14 +98,14 @@ export function shift(c: X86Cpu, op: number, a: number, count: number, bits: num
       cf = count > bits ? 0 : (a >>> (count - 1)) & 1;
       // OF = MSB(original) for 1-bit shifts; the i286/i386 compute it from the result's top bits.
       of = (((r << 1) ^ r) >>> sh) & 1;
-      c.setSZP(r, bits, cf | (of << 11) | FLAG.AF);
+      c.setSZP(r, bits, cf | (of << 11) | F_AF);
       return r;
     }
     default: { // SAR
       const s = bits === 32 ? a | 0 : bits === 16 ? (a << 16) >> 16 : (a << 24) >> 24;
       r = (s >> Math.min(count, 31)) & mask;
       cf = (s >> Math.min(count - 1, 31)) & 1;
-      c.setSZP(r, bits, cf | FLAG.AF);
+      c.setSZP(r, bits, cf | F_AF);
       return r;
     }
   }

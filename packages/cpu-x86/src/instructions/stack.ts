@@ -3,7 +3,11 @@
  * ENTER/LEAVE. [SDM Vol.2 PUSH, POP, PUSHA, POPA, PUSHF, POPF, ENTER, LEAVE]
  */
 import type { X86Cpu } from "../cpu.ts";
-import { EXC, FLAG, SEG } from "../registers.ts";
+import { EXC } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const S_SS = 2;
 
 export function pushReg(reg: number, os32: boolean): (c: X86Cpu) => void {
   // PUSH SP pushes the value before the decrement (i286 and later).
@@ -38,8 +42,8 @@ export function pushSeg(seg: number): (c: X86Cpu) => void {
     if (c.os32 !== 0) {
       const sp = (c.sp - 4) | 0;
       const off = c.ssDb !== 0 ? sp : sp & 0xffff;
-      c.probeWrite(SEG.SS, off, 4);
-      c.write16(SEG.SS, off, c.segSel[seg]!);
+      c.probeWrite(S_SS, off, 4);
+      c.write16(S_SS, off, c.segSel[seg]!);
       c.sp = off;
     } else {
       c.push16(c.segSel[seg]!);
@@ -51,7 +55,7 @@ export function popSeg(seg: number): (c: X86Cpu) => void {
     const v = c.os32 !== 0 ? c.peek32(0) : c.peek16(0);
     c.loadSeg(seg, v & 0xffff);
     c.sp = c.ssDb !== 0 ? (c.sp + (c.os32 !== 0 ? 4 : 2)) | 0 : (c.sp + (c.os32 !== 0 ? 4 : 2)) & 0xffff;
-    if (seg === SEG.SS) c.inhibitInterrupts();
+    if (seg === S_SS) c.inhibitInterrupts();
   };
 }
 /** 8F /0 POP Ev: ESP is incremented before the destination address is used. */
@@ -122,22 +126,22 @@ export function enter(c: X86Cpu): void {
   let sp = c.sp;
   // Compute every write first so that a fault leaves registers untouched.
   sp = (sp - n) & mask;
-  c.probeWrite(SEG.SS, sp, n);
-  if (os32) c.write32(SEG.SS, sp, c.regs[5]!);
-  else c.write16(SEG.SS, sp, c.r16[10]!);
+  c.probeWrite(S_SS, sp, n);
+  if (os32) c.write32(S_SS, sp, c.regs[5]!);
+  else c.write16(S_SS, sp, c.r16[10]!);
   const frame = sp;
   if (level > 0) {
     let tbp = bp;
     for (let i = 1; i < level; i++) {
       tbp = (tbp - n) & mask;
-      const v = os32 ? c.read32(SEG.SS, tbp) : c.read16(SEG.SS, tbp);
+      const v = os32 ? c.read32(S_SS, tbp) : c.read16(S_SS, tbp);
       sp = (sp - n) & mask;
-      if (os32) c.write32(SEG.SS, sp, v);
-      else c.write16(SEG.SS, sp, v);
+      if (os32) c.write32(S_SS, sp, v);
+      else c.write16(S_SS, sp, v);
     }
     sp = (sp - n) & mask;
-    if (os32) c.write32(SEG.SS, sp, frame);
-    else c.write16(SEG.SS, sp, frame);
+    if (os32) c.write32(S_SS, sp, frame);
+    else c.write16(S_SS, sp, frame);
   }
   sp = (sp - size) & mask;
   if (os32) c.regs[5] = frame;
@@ -147,11 +151,10 @@ export function enter(c: X86Cpu): void {
 /** C9 LEAVE */
 export function leave(c: X86Cpu): void {
   const bp = c.ssDb !== 0 ? c.regs[5]! : c.r16[10]!;
-  const v = c.os32 !== 0 ? c.read32(SEG.SS, bp) : c.read16(SEG.SS, bp);
+  const v = c.os32 !== 0 ? c.read32(S_SS, bp) : c.read16(S_SS, bp);
   const n = c.os32 !== 0 ? 4 : 2;
   c.sp = c.ssDb !== 0 ? (bp + n) | 0 : (bp + n) & 0xffff;
   if (c.os32 !== 0) c.regs[5] = v;
   else c.r16[10] = v;
 }
 
-export { FLAG };

@@ -6,8 +6,12 @@
  * interrupts and the run budget are honoured; the registers carry the progress.
  */
 import type { X86Cpu } from "../cpu.ts";
-import { FLAG, SEG } from "../registers.ts";
 import { alu } from "./arith.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_DF = 0x400;
+const S_ES = 0;
 
 const SLICE = 4096;
 
@@ -37,7 +41,7 @@ export function stringOp(kind: number, byteForm: boolean): (c: X86Cpu) => void {
     const as32 = c.as32 !== 0;
     const regs = c.regs;
     const r16 = c.r16;
-    const step = (c.flags & FLAG.DF) !== 0 ? -size : size;
+    const step = (c.flags & F_DF) !== 0 ? -size : size;
     const rep = c.rep;
     let count = rep !== 0 ? (as32 ? regs[1]! >>> 0 : r16[2]!) : 1;
     if (count === 0) return;
@@ -50,31 +54,31 @@ export function stringOp(kind: number, byteForm: boolean): (c: X86Cpu) => void {
       let stop = false;
       switch (kind) {
         case 0:
-          wr(c, SEG.ES, di, size, rd(c, src, si, size));
+          wr(c, S_ES, di, size, rd(c, src, si, size));
           break;
         case 1: {
           const a = rd(c, src, si, size);
-          const b = rd(c, SEG.ES, di, size);
+          const b = rd(c, S_ES, di, size);
           alu(c, 7, a, b, bits);
           stop = rep === 0xf3 ? !c.getZF() : rep === 0xf2 ? c.getZF() : false;
           break;
         }
         case 2:
-          wr(c, SEG.ES, di, size, getAcc(c, size));
+          wr(c, S_ES, di, size, getAcc(c, size));
           break;
         case 3:
           setAcc(c, size, rd(c, src, si, size));
           break;
         case 4: {
-          const b = rd(c, SEG.ES, di, size);
+          const b = rd(c, S_ES, di, size);
           alu(c, 7, getAcc(c, size), b, bits);
           stop = rep === 0xf3 ? !c.getZF() : rep === 0xf2 ? c.getZF() : false;
           break;
         }
         case 5: {
-          c.probeWrite(SEG.ES, di, size);
+          c.probeWrite(S_ES, di, size);
           const v = c.portIn(r16[4]!, size as 1 | 2 | 4);
-          wr(c, SEG.ES, di, size, v);
+          wr(c, S_ES, di, size, v);
           break;
         }
         default:

@@ -6,22 +6,29 @@
  */
 import type { X86Cpu } from "../cpu.ts";
 import { descBase, descLimit } from "../descriptor.ts";
-import { CR0, EXC, FLAG, SEG, SYS_DESC } from "../registers.ts";
+import { CR0, EXC, SEG, SYS_DESC } from "../registers.ts";
+
+// Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
+// object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
+const F_CF = 0x1;
+const F_DF = 0x400;
+const F_IF = 0x200;
+const F_ZF = 0x40;
 
 export function clc(c: X86Cpu): void {
-  c.setFlagBit(FLAG.CF, false);
+  c.setFlagBit(F_CF, false);
 }
 export function stc(c: X86Cpu): void {
-  c.setFlagBit(FLAG.CF, true);
+  c.setFlagBit(F_CF, true);
 }
 export function cmc(c: X86Cpu): void {
-  c.setFlagBit(FLAG.CF, c.getCF() === 0);
+  c.setFlagBit(F_CF, c.getCF() === 0);
 }
 export function cld(c: X86Cpu): void {
-  c.flags &= ~FLAG.DF;
+  c.flags &= ~F_DF;
 }
 export function std(c: X86Cpu): void {
-  c.flags |= FLAG.DF;
+  c.flags |= F_DF;
 }
 function iopl(c: X86Cpu): number {
   return (c.flags >> 12) & 3;
@@ -29,12 +36,12 @@ function iopl(c: X86Cpu): number {
 /** CLI/STI: #GP(0) when CPL > IOPL in protected mode (no VME/PVI). */
 export function cli(c: X86Cpu): void {
   if (c.protectedMode && c.cpl > iopl(c)) c.fault(EXC.GP, 0);
-  c.flags &= ~FLAG.IF;
+  c.flags &= ~F_IF;
 }
 export function sti(c: X86Cpu): void {
   if (c.protectedMode && c.cpl > iopl(c)) c.fault(EXC.GP, 0);
-  if ((c.flags & FLAG.IF) === 0) c.inhibitInterrupts();
-  c.flags |= FLAG.IF;
+  if ((c.flags & F_IF) === 0) c.inhibitInterrupts();
+  c.flags |= F_IF;
 }
 export function hlt(c: X86Cpu): void {
   c.hlt();
@@ -126,7 +133,7 @@ export function grp6(c: X86Cpu): void {
     case 4:
     case 5: {
       const sel = c.readE16();
-      c.setFlagBit(FLAG.ZF, verify(c, sel, c.reg === 5));
+      c.setFlagBit(F_ZF, verify(c, sel, c.reg === 5));
       return;
     }
     default:
@@ -178,7 +185,7 @@ export function lar(c: X86Cpu): void {
   c.modrm();
   const sel = c.readE16();
   const ok = larLslOk(c, sel, false);
-  c.setFlagBit(FLAG.ZF, ok);
+  c.setFlagBit(F_ZF, ok);
   if (!ok) return;
   const v = c.dHi & 0x00f0ff00;
   if (c.os32 !== 0) c.regs[c.reg] = v;
@@ -189,7 +196,7 @@ export function lsl(c: X86Cpu): void {
   c.modrm();
   const sel = c.readE16();
   const ok = larLslOk(c, sel, true);
-  c.setFlagBit(FLAG.ZF, ok);
+  c.setFlagBit(F_ZF, ok);
   if (!ok) return;
   const v = descLimit(c.dLo, c.dHi);
   if (c.os32 !== 0) c.regs[c.reg] = v;
@@ -204,9 +211,9 @@ export function arpl(c: X86Cpu): void {
   const s = c.r16[c.reg << 1]!;
   if ((d & 3) < (s & 3)) {
     c.writeE16R((d & ~3) | (s & 3));
-    c.setFlagBit(FLAG.ZF, true);
+    c.setFlagBit(F_ZF, true);
   } else {
-    c.setFlagBit(FLAG.ZF, false);
+    c.setFlagBit(F_ZF, false);
   }
 }
 
