@@ -570,6 +570,18 @@ export class Hypervisor implements HvContext {
     return 0;
   }
 
+  /**
+   * The port bus an x86 PV vCPU of `domid` sees for IN/OUT: every access checked against the
+   * domain's I/O space (Xen's emulate_privileged_op / guest_io_okay), 0xCF8/0xCFC emulated.
+   */
+  domainPorts(domid: DomId): { read(port: number, size: AccessSize): number; write(port: number, size: AccessSize, value: number): void } {
+    const d = this.mustGet(domid);
+    return {
+      read: (port, size) => this.checkedPortRead(d, port, size),
+      write: (port, size, value) => this.checkedPortWrite(d, port, size, value),
+    };
+  }
+
   /** Config-space read on behalf of `d`, only of its own devices. */
   checkedConfigRead(d: Domain, a: PciAddress, reg: number, size: AccessSize): { rc: number; value: number } {
     const rc = this.configCheck(d, a, reg, size, false);
