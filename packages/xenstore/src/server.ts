@@ -14,8 +14,8 @@ import { DOMID, XEN_ERRNO, XenError, type DomId, type Port, type XsPermission } 
 import { SPECIAL_WATCH, domainPath, isAtOrBelow, resolvePath } from "./paths.ts";
 import { createLocalChannel, type XenstorePort } from "./port.ts";
 import {
-  PERM_READ, StoreView, formatPerm, initialRoot, parsePerm, permsFor,
-  type Caller, type GenCounter, type StoreChange, type StoreLimits, type StoreMutation,
+  PERM_READ, StoreView, formatPerm, generationAt, initialRoot, parsePerm, permsFor,
+  type Caller, type GenCounter, type StoreChange, type StoreLimits, type StoreMutation, type StoreNode,
 } from "./store.ts";
 
 /** Limits, as xenstored's quotas (its defaults unless noted); like xenstored's, they bind unprivileged domains only. */
@@ -24,6 +24,8 @@ export interface XenstoreQuota extends StoreLimits {
   readonly maxWatchesPerConnection: number;
   /** Open transactions per connection (quota-max-transaction, 10). */
   readonly maxTransactionsPerConnection: number;
+  /** Nodes one transaction may access (quota transaction-nodes, 1024). */
+  readonly maxNodesPerTransaction: number;
   /** Watch events queued for a connection that is not reading its ring; later ones are dropped. */
   readonly maxPendingWatchEvents: number;
   /** Requests are not read while this many reply bytes wait for ring space (flow control). */
@@ -36,6 +38,7 @@ export const DEFAULT_XENSTORE_QUOTA: XenstoreQuota = {
   maxPermsPerNode: 5,
   maxWatchesPerConnection: 128,
   maxTransactionsPerConnection: 10,
+  maxNodesPerTransaction: 1024,
   maxPendingWatchEvents: 1024,
   maxPendingReplyBytes: 8192,
 };
@@ -64,7 +67,8 @@ interface Watch {
 
 interface Transaction {
   readonly view: StoreView;
-  readonly startGen: number;
+  /** The main tree when the transaction started. */
+  readonly base: StoreNode;
   readonly ops: ((view: StoreView) => StoreMutation)[];
 }
 
@@ -156,8 +160,6 @@ export class XenstoreServer {
   private readonly mapDomain: XenstoreServerOptions["mapDomain"];
   private readonly gen: GenCounter = { value: 0 };
   private readonly main: StoreView;
-  /** Generation of the last change of each path (including creation and removal), while transactions are open. */
-  private readonly changedAt = new Map<string, number>();
   private readonly domains = new Map<DomId, Connection>();
   private readonly locals = new Set<Connection>();
   private readonly dirty = new Set<Connection>();
@@ -268,7 +270,6 @@ export class XenstoreServer {
     conn.outOffset = 0;
     conn.outBytes = 0;
     conn.pendingEvents = 0;
-    this.pruneChanges();
   }
 
   private *connections(): Iterable<Connection> {
@@ -440,38 +441,17 @@ export class XenstoreServer {
       this.commitMain(op(view, true));
       return;
     }
+    if (!conn.caller.privileged && view.accessed!.size >= this.quota.maxNodesPerTransaction) throw fail(XEN_ERRNO.ENOSPC);
     op(view, true);
     tx.ops.push((v) => op(v, false));
   }
 
-  /** Records a main-store mutation: change generations for conflict detection, watch events. */
+  /** Records a main-store mutation's watch events. */
   private commitMain(m: StoreMutation): void {
-    if (this.openTransactions() > 0) {
-      const g = this.gen.value;
-      for (const p of m.touched) this.changedAt.set(p, g);
-    }
     if (m.change !== undefined) {
       const change = m.change;
       this.pendingFires.push(() => this.fireChange(change));
     }
-  }
-
-  private openTransactions(): number {
-    let n = 0;
-    for (const c of this.connections()) n += c.transactions.size;
-    return n;
-  }
-
-  /** Forgets change generations no open transaction can conflict with. */
-  private pruneChanges(): void {
-    let min = Infinity;
-    for (const c of this.connections()) for (const t of c.transactions.values()) min = Math.min(min, t.startGen);
-    if (min === Infinity) {
-      this.changedAt.clear();
-      return;
-    }
-    if (this.changedAt.size < 4096) return;
-    for (const [p, g] of this.changedAt) if (g <= min) this.changedAt.delete(p);
   }
 
   private dispatch(conn: Connection, m: XsMessage): Uint8Array {
@@ -548,7 +528,7 @@ export class XenstoreServer {
         let id = conn.nextTxId;
         while (id === 0 || conn.transactions.has(id)) id = (id + 1) >>> 0;
         conn.nextTxId = (id + 1) >>> 0;
-        conn.transactions.set(id, { view: this.main.snapshot(), startGen: this.gen.value, ops: [] });
+        conn.transactions.set(id, { view: this.main.snapshot(), base: this.main.root, ops: [] });
         return strings(String(id));
       }
       case XS.TRANSACTION_END:
@@ -614,22 +594,20 @@ export class XenstoreServer {
     const tx = conn.transactions.get(id);
     if (tx === undefined) throw fail(XEN_ERRNO.ENOENT);
     conn.transactions.delete(id);
-    try {
-      if (how === "F") return OK;
-      for (const p of tx.view.accessed!) {
-        if ((this.changedAt.get(p) ?? 0) > tx.startGen) throw fail(XEN_ERRNO.EAGAIN);
-      }
-      for (const op of tx.ops) {
-        try {
-          this.commitMain(op(this.main));
-        } catch {
-          // Cannot happen: nothing the transaction looked at changed, so each operation replays as it ran.
-        }
-      }
-      return OK;
-    } finally {
-      this.pruneChanges();
+    if (how === "F") return OK;
+    // Conflict when any node the transaction looked at (or found absent) is not the one it
+    // started from: created, removed, or its value, permissions or child list changed.
+    for (const p of tx.view.accessed!) {
+      if (generationAt(tx.base, p) !== generationAt(this.main.root, p)) throw fail(XEN_ERRNO.EAGAIN);
     }
+    for (const op of tx.ops) {
+      try {
+        this.commitMain(op(this.main));
+      } catch {
+        // Cannot happen: nothing the transaction looked at changed, so each operation replays as it ran.
+      }
+    }
+    return OK;
   }
 
   // ---- watches ------------------------------------------------------------------------------

@@ -42,10 +42,9 @@ export interface StoreChange {
   readonly removed?: readonly { readonly path: string; readonly perms: readonly XsPermission[] }[];
 }
 
-/** Result of a mutation: the watch change, and every path whose state changed (for conflicts). */
+/** Result of a mutation: what watches should hear about (nothing for a no-op). */
 export interface StoreMutation {
   readonly change: StoreChange | undefined;
-  readonly touched: readonly string[];
 }
 
 export const PERM_READ = 1;
@@ -96,6 +95,16 @@ export function newNode(perms: readonly XsPermission[], gen: number): StoreNode 
 
 function err(errno: number): XenError {
   return new XenError(errno);
+}
+
+/** Generation of the node at `abs` in the tree under `root`, -1 when absent (no access recorded). */
+export function generationAt(root: StoreNode, abs: string): number {
+  let n: StoreNode | undefined = root;
+  for (const s of pathSegments(abs)) {
+    n = n.children.get(s);
+    if (n === undefined) return -1;
+  }
+  return n.gen;
 }
 
 /** Monotonic generation counter shared by the main store and its transactions. */
@@ -220,7 +229,7 @@ export class StoreView {
     if (node === undefined) return this.create(caller, abs, value, check);
     if (check && !(permsFor(caller, node.perms) & PERM_WRITE)) throw err(XEN_ERRNO.EACCES);
     this.put(pathSegments(abs), { ...node, value, gen: this.nextGen() });
-    return { change: { path: abs, perms: [node.perms, ...this.parentPerms(abs)] }, touched: [abs] };
+    return { change: { path: abs, perms: [node.perms, ...this.parentPerms(abs)] } };
   }
 
   /** XS_MKDIR: creates an empty node (and missing parents); an existing node is left alone. */
@@ -228,7 +237,7 @@ export class StoreView {
     const node = this.lookup(abs);
     if (node === undefined) return this.create(caller, abs, EMPTY, check);
     if (check && !(permsFor(caller, node.perms) & PERM_WRITE)) throw err(XEN_ERRNO.EACCES);
-    return { change: undefined, touched: [] };
+    return { change: undefined };
   }
 
   private create(caller: Caller, abs: string, value: Uint8Array, check: boolean): StoreMutation {
@@ -241,7 +250,6 @@ export class StoreView {
         throw err(XEN_ERRNO.ENOSPC);
       }
     }
-    const touched = [joinSegments(segs, depth)];
     let parentPerms = anc.perms;
     for (let k = depth + 1; k <= segs.length; k++) {
       // New nodes inherit the parent's permissions; unprivileged domains own what they create.
@@ -249,12 +257,10 @@ export class StoreView {
       const n = newNode(perms, this.nextGen());
       this.put(segs.slice(0, k), k === segs.length ? { ...n, value } : n);
       this.addOwned(perms[0]!.domid, 1);
-      const p = joinSegments(segs, k);
-      this.touch(p);
-      touched.push(p);
+      this.touch(joinSegments(segs, k));
       parentPerms = perms;
     }
-    return { change: { path: abs, perms: [parentPerms, ...this.parentPerms(abs)] }, touched };
+    return { change: { path: abs, perms: [parentPerms, ...this.parentPerms(abs)] } };
   }
 
   /** XS_RM: removes the node and its subtree; a missing node whose parent exists is fine. */
@@ -265,7 +271,7 @@ export class StoreView {
     if (node === undefined) {
       // Already gone: fine when the parent exists (and the caller could have written there).
       const e = check ? this.missing(caller, abs, PERM_WRITE) : err(XEN_ERRNO.ENOENT);
-      if (e.errno === XEN_ERRNO.ENOENT && this.lookup(joinSegments(segs, segs.length - 1)) !== undefined) return { change: undefined, touched: [] };
+      if (e.errno === XEN_ERRNO.ENOENT && this.lookup(joinSegments(segs, segs.length - 1)) !== undefined) return { change: undefined };
       throw e;
     }
     if (check && !(permsFor(caller, node.perms) & PERM_WRITE)) throw err(XEN_ERRNO.EACCES);
@@ -278,8 +284,7 @@ export class StoreView {
     };
     walk(node, abs);
     this.put(segs, undefined);
-    const parent = joinSegments(segs, segs.length - 1);
-    return { change: { path: abs, perms: [node.perms, ...this.parentPerms(abs)], removed }, touched: [parent, ...removed.map((r) => r.path)] };
+    return { change: { path: abs, perms: [node.perms, ...this.parentPerms(abs)], removed } };
   }
 
   /** XS_SET_PERMS: only the owner (or a privileged caller) may; only privileged callers change the owner. */
@@ -295,7 +300,7 @@ export class StoreView {
     this.addOwned(node.perms[0]!.domid, -1);
     this.addOwned(perms[0]!.domid, 1);
     this.put(pathSegments(abs), { ...node, perms: [...perms], gen: this.nextGen() });
-    return { change: { path: abs, perms: [node.perms, perms, ...this.parentPerms(abs)] }, touched: [abs] };
+    return { change: { path: abs, perms: [node.perms, perms, ...this.parentPerms(abs)] } };
   }
 }
 

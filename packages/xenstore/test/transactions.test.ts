@@ -102,6 +102,37 @@ describe("transactions", () => {
     expect(await errnoOf(d1.request(XS.TRANSACTION_START, xsStrings("")))).toBe(XEN_ERRNO.ENOSPC);
   });
 
+  it("conflicts when the subtree holding a node it wrote was removed, or a node it found absent appeared", async () => {
+    const { dom0 } = world();
+    await dom0.write("/s/a/b", "1");
+    const t1 = Number(xsText(await dom0.request(XS.TRANSACTION_START, xsStrings(""))));
+    await dom0.request(XS.WRITE, new TextEncoder().encode("/s/a/b\0two"), t1);
+    await dom0.rm("/s/a");
+    expect(await errnoOf(dom0.request(XS.TRANSACTION_END, xsStrings("T"), t1))).toBe(XEN_ERRNO.EAGAIN);
+    expect(await errnoOf(dom0.read("/s/a/b"))).toBe(XEN_ERRNO.ENOENT);
+    const t2 = Number(xsText(await dom0.request(XS.TRANSACTION_START, xsStrings(""))));
+    expect(await errnoOf(dom0.request(XS.READ, xsStrings("/s/flag"), t2))).toBe(XEN_ERRNO.ENOENT);
+    await dom0.request(XS.WRITE, new TextEncoder().encode("/s/other\0x"), t2);
+    await dom0.write("/s/flag", "set");
+    expect(await errnoOf(dom0.request(XS.TRANSACTION_END, xsStrings("T"), t2))).toBe(XEN_ERRNO.EAGAIN);
+  });
+
+  it("limits the nodes one unprivileged transaction may touch (ENOSPC)", async () => {
+    const { dom0, domU } = world({ quota: { maxNodesPerTransaction: 8 } });
+    const d1 = domU(1);
+    const err = await d1
+      .transaction(async (tx) => {
+        for (let i = 0; i < 20; i++) await tx.write(`n${i}`, "x");
+      })
+      .catch((e: unknown) => e);
+    expect((err as XenError).errno).toBe(XEN_ERRNO.ENOSPC);
+    expect(await dom0.directory("/local/domain/1")).toEqual([]);
+    await dom0.transaction(async (tx) => {
+      for (let i = 0; i < 20; i++) await tx.write(`/big/n${i}`, "x");
+    });
+    expect((await dom0.directory("/big")).length).toBe(20);
+  });
+
   it("applies permission checks inside transactions", async () => {
     const { dom0, domU } = world();
     const d1 = domU(1);
