@@ -56,10 +56,12 @@ interface Shadow {
   readonly sector: number;
   /** Bytes of data (read/write), or 512-byte sectors (discard). */
   readonly length: number;
-  /** Data pages (read/write). */
-  readonly pages: Page[];
+  /** Data pages (read/write), allocated when first placed on a ring and kept until answered. */
+  pages: Page[];
   /** Where a read's data goes. */
   readonly dst: Uint8Array | undefined;
+  /** A write's data (copied into the pages when first placed). */
+  readonly src: Uint8Array | undefined;
   /** Grants for the current placement (data pages then indirect pages). */
   grants: { ref: GrantRef; page: Page }[];
   indirectPages: Page[];
@@ -519,6 +521,7 @@ export class Blkfront implements BlockDevice {
 
   private freePages(s: Shadow): void {
     for (const p of s.pages) this.releasePage(p);
+    s.pages = [];
   }
 
   // ---------------------------------------------------------------- BlockDevice
@@ -540,7 +543,7 @@ export class Blkfront implements BlockDevice {
     const op = this.features.flushOp;
     if (op === undefined) return;
     try {
-      await this.submit("flush", op, 0, 0, [], undefined);
+      await this.submit("flush", op, 0, 0);
     } catch (e) {
       if (e instanceof BlockError && e.kind === "unsupported") {
         this.log("flush not supported by the backend; disabled");
@@ -559,7 +562,7 @@ export class Blkfront implements BlockDevice {
     if (err) throw err;
     const per = info.sectorSize / BLKIF_SECTOR_SIZE;
     try {
-      await this.submit("discard", BLKIF_OP.DISCARD, sector * per, count * per, [], undefined);
+      await this.submit("discard", BLKIF_OP.DISCARD, sector * per, count * per);
     } catch (e) {
       if (e instanceof BlockError && e.kind === "unsupported") this.features.discard = false;
       throw e;
@@ -580,27 +583,20 @@ export class Blkfront implements BlockDevice {
     const parts: Promise<void>[] = [];
     for (let o = 0; o < buf.length; o += chunk) {
       const len = Math.min(chunk, buf.length - o);
-      const pages: Page[] = [];
-      for (let p = 0; p < len; p += PAGE_SIZE) {
-        const page = this.allocPage();
-        if (src) page.bytes.set(src.subarray(o + p, o + Math.min(p + PAGE_SIZE, len)));
-        pages.push(page);
-      }
       const op = kind === "read" ? BLKIF_OP.READ : BLKIF_OP.WRITE;
-      parts.push(this.submit(kind, op, sector * per + o / BLKIF_SECTOR_SIZE, len, pages, dst?.subarray(o, o + len)));
+      parts.push(this.submit(kind, op, sector * per + o / BLKIF_SECTOR_SIZE, len, dst?.subarray(o, o + len), src?.subarray(o, o + len)));
     }
     const results = await Promise.allSettled(parts);
     for (const r of results) if (r.status === "rejected") throw r.reason;
   }
 
-  private submit(kind: Kind, operation: number, sector: number, length: number, pages: Page[], dst: Uint8Array | undefined): Promise<void> {
+  private submit(kind: Kind, operation: number, sector: number, length: number, dst?: Uint8Array, src?: Uint8Array): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.dead) {
-        for (const p of pages) this.releasePage(p);
         reject(this.dead);
         return;
       }
-      this.waiting.push({ id: this.nextId++, kind, operation, sector, length, pages, dst, grants: [], indirectPages: [], resolve, reject });
+      this.waiting.push({ id: this.nextId++, kind, operation, sector, length, pages: [], dst, src, grants: [], indirectPages: [], resolve, reject });
       this.stats.requests++;
       this.pump();
     });
@@ -612,8 +608,16 @@ export class Blkfront implements BlockDevice {
     if (ch === undefined || this.xsState !== XENBUS_STATE.Connected) return;
     let placed = 0;
     while (this.waiting.length > 0 && ch.ring.freeRequests() > 0) {
-      const s = this.waiting.shift()!;
-      this.place(ch, s);
+      const s = this.waiting[0]!;
+      if (!this.place(ch, s)) {
+        // Out of pages or grant entries: wait for completions to free some, unless none will come.
+        if (this.inflight.size > 0) break;
+        this.waiting.shift();
+        this.freePages(s);
+        s.reject(new BlockError("io", "blkfront: out of pages or grant entries"));
+        continue;
+      }
+      this.waiting.shift();
       placed++;
     }
     if (placed > 0 && ch.ring.pushRequestsAndCheckNotify()) {
@@ -625,46 +629,68 @@ export class Blkfront implements BlockDevice {
     }
   }
 
-  private place(ch: Channel, s: Shadow): void {
-    const off = ch.ring.nextRequest();
+  /**
+   * Puts `s` in the next ring slot: allocates its data pages on first placement (copying a
+   * write's data in), grants them, and builds indirect pages when it has more than 11
+   * segments. Returns false, leaving nothing behind, when pages or grant entries run out.
+   */
+  private place(ch: Channel, s: Shadow): boolean {
     const handle = this.devid & 0xffff;
-    this.inflight.set(s.id, s);
-    if (s.kind === "flush") {
-      encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: 0, handle, id: s.id, sectorNumber: 0, segments: [] }, ch.layout);
-      return;
+    if (s.kind === "flush" || s.kind === "discard") {
+      const off = ch.ring.nextRequest();
+      this.inflight.set(s.id, s);
+      if (s.kind === "flush") encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: 0, handle, id: s.id, sectorNumber: 0, segments: [] }, ch.layout);
+      else encodeBlkifRequest(ch.ring.view, off, { operation: BLKIF_OP.DISCARD, flag: 0, handle, id: s.id, sectorNumber: s.sector, nrSectors: s.length }, ch.layout);
+      return true;
     }
-    if (s.kind === "discard") {
-      encodeBlkifRequest(ch.ring.view, off, { operation: BLKIF_OP.DISCARD, flag: 0, handle, id: s.id, sectorNumber: s.sector, nrSectors: s.length }, ch.layout);
-      return;
-    }
-    const readonly = s.kind === "write";
     const segments: BlkifSegment[] = [];
-    let left = s.length;
-    for (const p of s.pages) {
-      const n = Math.min(left, PAGE_SIZE) / BLKIF_SECTOR_SIZE;
-      left -= n * BLKIF_SECTOR_SIZE;
-      const g = this.grant(p, readonly);
-      s.grants.push(g);
-      segments.push({ gref: g.ref, firstSect: 0, lastSect: Math.min(n, SECTORS_PER_PAGE) - 1 });
-    }
-    if (segments.length <= BLKIF_MAX_SEGMENTS_PER_REQUEST) {
-      encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, segments }, ch.layout);
-      return;
-    }
     const indirectGrefs: number[] = [];
-    for (let i = 0; i < segments.length; i += BLKIF_SEGS_PER_INDIRECT_FRAME) {
-      const page = this.allocPage();
-      const v = new DataView(page.bytes.buffer, page.bytes.byteOffset, PAGE_SIZE);
-      const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, segments.length - i);
-      for (let k = 0; k < n; k++) encodeBlkifSegment(v, k * BLKIF_SEGMENT.SIZE, segments[i + k]!);
-      const g = this.grant(page, true);
-      s.grants.push(g);
-      s.indirectPages.push(page);
-      indirectGrefs.push(g.ref);
+    try {
+      if (s.pages.length === 0) {
+        for (let o = 0; o < s.length; o += PAGE_SIZE) {
+          const page = this.allocPage();
+          s.pages.push(page);
+          if (s.src) page.bytes.set(s.src.subarray(o, Math.min(o + PAGE_SIZE, s.length)));
+        }
+      }
+      const readonly = s.kind === "write";
+      let left = s.length;
+      for (const p of s.pages) {
+        const n = Math.min(left, PAGE_SIZE) / BLKIF_SECTOR_SIZE;
+        left -= n * BLKIF_SECTOR_SIZE;
+        const g = this.grant(p, readonly);
+        s.grants.push(g);
+        segments.push({ gref: g.ref, firstSect: 0, lastSect: Math.min(n, SECTORS_PER_PAGE) - 1 });
+      }
+      if (segments.length > BLKIF_MAX_SEGMENTS_PER_REQUEST) {
+        for (let i = 0; i < segments.length; i += BLKIF_SEGS_PER_INDIRECT_FRAME) {
+          const page = this.allocPage();
+          s.indirectPages.push(page);
+          const v = new DataView(page.bytes.buffer, page.bytes.byteOffset, PAGE_SIZE);
+          const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, segments.length - i);
+          for (let k = 0; k < n; k++) encodeBlkifSegment(v, k * BLKIF_SEGMENT.SIZE, segments[i + k]!);
+          const g = this.grant(page, true);
+          s.grants.push(g);
+          indirectGrefs.push(g.ref);
+        }
+      }
+    } catch (e) {
+      // Nothing was shared yet: undo and let the caller wait for resources.
+      this.log(`cannot place request: ${String(e)}`);
+      this.releaseGrants(s);
+      this.freePages(s);
+      return false;
     }
-    encodeBlkifRequest(ch.ring.view, off, {
-      operation: BLKIF_OP.INDIRECT, indirectOp: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, indirectGrefs,
-    }, ch.layout);
+    const off = ch.ring.nextRequest();
+    this.inflight.set(s.id, s);
+    if (indirectGrefs.length === 0) {
+      encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, segments }, ch.layout);
+    } else {
+      encodeBlkifRequest(ch.ring.view, off, {
+        operation: BLKIF_OP.INDIRECT, indirectOp: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, indirectGrefs,
+      }, ch.layout);
+    }
+    return true;
   }
 
   /** Consumes responses (event handler). */

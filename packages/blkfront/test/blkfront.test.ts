@@ -288,3 +288,29 @@ describe("lifecycle", () => {
     expect(same(disk.data.subarray(5 * 512, 6 * 512), pattern(512, 4))).toBe(true);
   });
 });
+
+describe("resources", () => {
+  it("queues many more requests than fit in memory, allocating pages only for ring slots", async () => {
+    const { front, xen, domU } = await rig({ front: { maxRingPageOrder: 0 } });
+    const before = domU.memory.allocated;
+    const reads: Promise<void>[] = [];
+    for (let i = 0; i < 3000; i++) reads.push(front.read(i % 4000, new Uint8Array(4096)));
+    expect(domU.memory.allocated - before).toBeLessThanOrEqual(32);
+    await Promise.all(reads);
+    await xen.settle();
+    expect(domU.memory.allocated).toBe(before);
+  });
+
+  it("waits for pages when memory runs short, and fails a request that can never fit", async () => {
+    const { front, domU } = await rig({ front: { maxRingPageOrder: 0, maxIndirectSegments: 0 } });
+    const hog = [];
+    while (domU.memory.allocated < domU.memory.frames - 20) hog.push(domU.pages.allocPage());
+    const reads = Array.from({ length: 10 }, (_, i) => front.read(i * 8, new Uint8Array(8 * 4096)));
+    await Promise.all(reads);
+    while (domU.memory.allocated < domU.memory.frames - 5) hog.push(domU.pages.allocPage());
+    // An 11-page request with 5 pages left and nothing in flight to wait for.
+    await expect(front.read(0, new Uint8Array(11 * 4096))).rejects.toMatchObject({ kind: "io" });
+    for (const p of hog) domU.pages.freePage(p);
+    await front.read(0, new Uint8Array(300 * 4096));
+  });
+});
