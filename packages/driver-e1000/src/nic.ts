@@ -88,8 +88,13 @@ export interface E1000Options {
   rxAbsIntDelay?: number;
   /** Interrupts per second at most (ITR); 0 disables throttling (default 20000) [8254x SDM 13.4.18]. */
   interruptRate?: number;
-  /** Period of the watchdog that folds hardware statistics and re-checks the link (virtual ns; default 0 = off). */
+  /**
+   * Period of the watchdog (virtual ns; default 0 = off) that folds hardware statistics,
+   * re-checks the link and resets the adapter when transmission hangs.
+   */
   watchdogNs?: number;
+  /** Outstanding descriptors without progress for this long count as a hang (default 5 s). */
+  txTimeoutNs?: number;
   /** Issue the global reset through the I/O BAR when there is one, as Linux does for this MAC (default true). */
   resetThroughIoBar?: boolean;
 }
@@ -135,6 +140,8 @@ export interface E1000DriverCounters {
   /** Handler calls with ICR = 0 (a shared line; not ours). */
   spuriousInterrupts: number;
   linkChanges: number;
+  /** Adapter resets (transmit timeouts, `reset()`). */
+  resets: number;
 }
 
 /** Hardware statistics accumulated from the clear-on-read registers [8254x SDM 13.7]. */
@@ -183,6 +190,40 @@ function formatMac(mac: Uint8Array): string {
   return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
+/**
+ * Quiesce and global reset [8254x SDM 13.4.1]: mask everything, stop Rx and Tx, let pending
+ * DMA finish (Linux e1000_reset_hw: IMC, RCTL, TCTL.PSP, flush, 10 ms
+ * [8254x SDM 13.4.21, 13.4.22, 13.4.33]); then CTRL.RST, which self-clears once registers are
+ * back at power-on values and the MAC reloaded its address from the EEPROM. Linux writes it
+ * through the I/O window (IOADDR/IODATA [8254x SDM 13.2.2]) because this MAC may not
+ * acknowledge the memory write while resetting. Finally interrupts masked again and stale
+ * causes read away [8254x SDM 13.4.17, 13.4.21]. False when RST never clears.
+ */
+async function globalReset(platform: DriverPlatform, regs: MmioWindow, ioBase: number | undefined, sleep: Sleep): Promise<boolean> {
+  regs.writel(E1000_REG.IMC, 0xffffffff);
+  regs.writel(E1000_REG.RCTL, 0);
+  regs.writel(E1000_REG.TCTL, TCTL.PSP);
+  regs.readl(E1000_REG.STATUS);
+  await sleep(10_000_000);
+  const ctrl = regs.readl(E1000_REG.CTRL);
+  if (ioBase !== undefined) {
+    platform.outl(ioBase + E1000_IO.IOADDR, E1000_REG.CTRL);
+    platform.outl(ioBase + E1000_IO.IODATA, (ctrl | CTRL.RST) >>> 0);
+  } else {
+    regs.writel(E1000_REG.CTRL, (ctrl | CTRL.RST) >>> 0);
+  }
+  await sleep(5_000_000);
+  let done = false;
+  for (let i = 0; i < 10 && !done; i++) {
+    done = (regs.readl(E1000_REG.CTRL) & CTRL.RST) === 0;
+    if (!done) await sleep(1_000_000);
+  }
+  if (!done) return false;
+  regs.writel(E1000_REG.IMC, 0xffffffff);
+  regs.readl(E1000_REG.ICR);
+  return true;
+}
+
 /** The MTA bit for a multicast address with RCTL.MO = 0: address bits 47:36 [8254x SDM 13.5.1]. */
 export function mtaHash(mac: Uint8Array): number {
   return ((mac[4]! >> 4) | (mac[5]! << 4)) & 0xfff;
@@ -217,6 +258,11 @@ export class E1000Nic implements NetDevice {
   private linkWaiters: ((up: boolean) => void)[] = [];
   private watchdog: TimerId | undefined;
   private rctl = 0;
+  private promiscuous = false;
+  private readonly mta = new Uint32Array(MTA_ENTRIES);
+  private resetting = false;
+  /** When the transmit ring last made progress (or became busy), for the hang check. */
+  private txProgressAt = 0;
 
   // Transmit ring [8254x SDM 3.4]: the driver owns [txNext, txClean) (mod N), the MAC the rest.
   private readonly txCount: number;
@@ -259,6 +305,7 @@ export class E1000Nic implements NetDevice {
     interrupts: 0,
     spuriousInterrupts: 0,
     linkChanges: 0,
+    resets: 0,
   };
   private readonly hw: E1000HardwareCounters;
 
@@ -331,37 +378,7 @@ export class E1000Nic implements NetDevice {
     }
     if (regs.readl(E1000_REG.STATUS) >>> 0 === 0xffffffff) return fail("device does not respond (STATUS reads all ones)");
 
-    // Quiesce before the reset: mask everything, stop Rx and Tx, let pending DMA finish
-    // [8254x SDM 13.4.21, 13.4.22, 13.4.33; Linux e1000_reset_hw: IMC, RCTL, TCTL.PSP, flush, 10 ms].
-    regs.writel(E1000_REG.IMC, 0xffffffff);
-    regs.writel(E1000_REG.RCTL, 0);
-    regs.writel(E1000_REG.TCTL, TCTL.PSP);
-    regs.readl(E1000_REG.STATUS);
-    await sleep(10_000_000);
-
-    // Global reset: CTRL.RST, self-clearing; registers return to power-on values and the MAC
-    // reloads its address from the EEPROM [8254x SDM 13.4.1]. Linux writes it through the I/O
-    // window because this MAC may not acknowledge the memory write while resetting.
-    const ctrl = regs.readl(E1000_REG.CTRL);
-    if (useIo) {
-      platform.outl(ioBase + E1000_IO.IOADDR, E1000_REG.CTRL);
-      platform.outl(ioBase + E1000_IO.IODATA, (ctrl | CTRL.RST) >>> 0);
-    } else {
-      regs.writel(E1000_REG.CTRL, (ctrl | CTRL.RST) >>> 0);
-    }
-    await sleep(5_000_000);
-    let resetDone = false;
-    for (let i = 0; i < 10; i++) {
-      if ((regs.readl(E1000_REG.CTRL) & CTRL.RST) === 0) {
-        resetDone = true;
-        break;
-      }
-      await sleep(1_000_000);
-    }
-    if (!resetDone) return fail("CTRL.RST did not clear after the global reset");
-    // Interrupts masked again, stale causes cleared [8254x SDM 13.4.17, 13.4.21].
-    regs.writel(E1000_REG.IMC, 0xffffffff);
-    regs.readl(E1000_REG.ICR);
+    if (!(await globalReset(platform, regs, useIo ? ioBase : undefined, sleep))) return fail("CTRL.RST did not clear after the global reset");
 
     const image = await readEeprom(regs, sleep, options.eeprom ?? "auto");
     if (image === undefined) return fail("EEPROM does not answer (neither EERD nor EECD)");
@@ -371,11 +388,11 @@ export class E1000Nic implements NetDevice {
 
     let nic: E1000Nic;
     try {
-      nic = new E1000Nic({ platform, pci, regs, ioBase, options, mac, eepromWords: image.words, eepromAccess: image.access, txCount, rxCount });
+      nic = new E1000Nic({ platform, pci, regs, ioBase: useIo ? ioBase : undefined, options, mac, eepromWords: image.words, eepromAccess: image.access, txCount, rxCount });
     } catch (e) {
       return fail(`cannot allocate DMA memory: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const phy = await nic.configure(sleep);
+    const phy = await nic.configure(sleep, true);
     nic.phyIdValue = phy;
     platform.log(
       `${nic.name}: Intel 82540EM, MAC ${formatMac(mac)} (EEPROM via ${image.access}), irq ${pci.irq}, ` +
@@ -387,7 +404,7 @@ export class E1000Nic implements NetDevice {
   }
 
   /** The init sequence after the EEPROM: filters, link, rings, interrupts [8254x SDM 14.3-14.5]. */
-  private async configure(sleep: Sleep): Promise<number | undefined> {
+  private async configure(sleep: Sleep, first: boolean): Promise<number | undefined> {
     const r = this.regs;
     const o = this.options;
     // Receive address 0 = our MAC with AV, the other 15 cleared [8254x SDM 13.5.2, 13.5.3].
@@ -398,8 +415,9 @@ export class E1000Nic implements NetDevice {
       r.writel(E1000_REG.RAH0 + i * 8, 0);
       r.writel(E1000_REG.RAL0 + i * 8, 0);
     }
-    // Multicast table and VLAN filter cleared [8254x SDM 14.4: "zero the MTA"; 13.5.4].
-    for (let i = 0; i < MTA_ENTRIES; i++) r.writel(E1000_REG.MTA + i * 4, 0);
+    // Multicast table (cleared at first, the groups set since on a reset) and VLAN filter
+    // cleared [8254x SDM 14.4: "zero the MTA"; 13.5.1, 13.5.4].
+    for (let i = 0; i < MTA_ENTRIES; i++) r.writel(E1000_REG.MTA + i * 4, this.mta[i]! >>> 0);
     for (let i = 0; i < VFTA_ENTRIES; i++) r.writel(E1000_REG.VFTA + i * 4, 0);
     // No flow control: FCAL/FCAH/FCT/FCTTV zero [8254x SDM 14.3].
     r.writel(E1000_REG.FCAL, 0);
@@ -413,10 +431,18 @@ export class E1000Nic implements NetDevice {
     ctrl = (ctrl | CTRL.SLU | CTRL.ASDE) & ~(CTRL.FRCSPD | CTRL.FRCDPLX | CTRL.LRST | CTRL.PHY_RST | CTRL.ILOS | CTRL.VME | CTRL.RFCE | CTRL.TFCE);
     r.writel(E1000_REG.CTRL, ctrl >>> 0);
     const phy = await setupCopperPhy(r, sleep, o.restartAutoneg ?? true);
+    if (this.closed) return phy.id; // closed while the PHY was being set up
 
     // Statistics start from zero: they clear on read, so read them all once [8254x SDM 13.7].
     this.foldStatistics();
-    for (const k of Object.keys(this.hw) as (keyof E1000HardwareCounters)[]) this.hw[k] = 0;
+    if (first) for (const k of Object.keys(this.hw) as (keyof E1000HardwareCounters)[]) this.hw[k] = 0;
+
+    this.txNext = 0;
+    this.txUsed = 0;
+    this.txContext = undefined;
+    this.rxClean = 0;
+    this.rxPartial = [];
+    this.rxPartialBytes = 0;
 
     // Transmit [8254x SDM 14.5]: ring base/length, head = tail = 0, IPG, delays, TCTL.
     r.writel(E1000_REG.TDBAL, this.txRing.busAddress >>> 0);
@@ -443,19 +469,60 @@ export class E1000Nic implements NetDevice {
     const rate = o.interruptRate ?? 20000;
     r.writel(E1000_REG.ITR, rate > 0 ? Math.min(0xffff, Math.round(1e9 / (rate * 256))) : 0);
     r.writel(E1000_REG.RXCSUM, RXCSUM.IPOFL | RXCSUM.TUOFL);
-    this.rctl = RCTL.EN | RCTL.BAM | RCTL.RDMTS_HALF | RCTL.MO_0 | RCTL.BSIZE_2048 | RCTL.SECRC;
+    this.rctl = RCTL.EN | RCTL.BAM | RCTL.RDMTS_HALF | RCTL.MO_0 | RCTL.BSIZE_2048 | RCTL.SECRC | (this.promiscuous ? RCTL.UPE | RCTL.MPE : 0);
     r.writel(E1000_REG.RCTL, this.rctl >>> 0);
     // All descriptors but one belong to the MAC (head == tail would mean "none") [8254x SDM 3.2.6].
     r.writel(E1000_REG.RDT, this.rxCount - 1);
 
     // Interrupts: handler first, then unmask [8254x SDM 13.4.20].
-    this.irq = this.platform.requestIrq(this.pci.irq!, () => this.interrupt());
+    this.irq ??= this.platform.requestIrq(this.pci.irq!, () => this.interrupt());
     r.readl(E1000_REG.ICR);
     r.writel(E1000_REG.IMS, IMS_ENABLE);
-    this.updateLink(false);
+    this.updateLink(!first);
     const wd = o.watchdogNs ?? 0;
-    if (wd > 0) this.armWatchdog(wd);
+    if (first && wd > 0) this.armWatchdog(wd);
     return phy.id;
+  }
+
+  /**
+   * Re-initialises the MAC (Linux's reset task, run on a transmit timeout): stop, fold the
+   * statistics, drop what the rings held (pending `transmit`s resolve false), global reset,
+   * then the whole configuration again with the filters set so far. The link goes down and
+   * comes back through autonegotiation. Resolves false when the reset did not complete.
+   */
+  async reset(reason = "reset requested"): Promise<boolean> {
+    if (this.closed || this.resetting) return false;
+    this.resetting = true;
+    this.counters.resets++;
+    this.platform.log(`${this.name}: ${reason}, resetting the adapter`);
+    const sleep: Sleep = (ns) => new Promise((resolve) => this.platform.timers.schedule(this.platform.timers.now() + ns, resolve));
+    try {
+      const r = this.regs;
+      r.writel(E1000_REG.IMC, 0xffffffff);
+      r.writel(E1000_REG.RCTL, 0);
+      r.writel(E1000_REG.TCTL, TCTL.PSP);
+      r.readl(E1000_REG.STATUS);
+      this.reclaimTx();
+      this.foldStatistics();
+      for (const p of this.txInFlight.splice(0)) {
+        if (p.mapped) this.platform.dmaUnmap(p.mapped);
+        this.counters.txDropped++;
+        p.done?.(false);
+      }
+      // Decoding and bus mastering back on, in case they were lost [PCI 3.0 §6.2.2].
+      const cmd = this.platform.pciConfigRead(this.pci.address, PCI_CONFIG.COMMAND, 2);
+      const want = (cmd | PCI_COMMAND.MEMORY | PCI_COMMAND.MASTER | (this.ioBase !== undefined ? PCI_COMMAND.IO : 0)) & ~PCI_COMMAND.INTX_DISABLE & 0xffff;
+      if (want !== cmd) this.platform.pciConfigWrite(this.pci.address, PCI_CONFIG.COMMAND, 2, want);
+      if (!(await globalReset(this.platform, r, this.ioBase, sleep))) {
+        this.platform.log(`${this.name}: CTRL.RST did not clear; adapter left stopped`);
+        return false;
+      }
+      if (this.closed) return false;
+      await this.configure(sleep, false);
+      return !this.closed;
+    } finally {
+      this.resetting = false;
+    }
   }
 
   // ----- NetDevice ---------------------------------------------------------------------
@@ -494,7 +561,7 @@ export class E1000Nic implements NetDevice {
   send(frame: Uint8Array, options: TxOptions = {}): void {
     if (!this.admit(frame)) return;
     const req: TxRequest = { frame, offload: options.checksumOffload === true, zeroCopy: false };
-    if (this.txQueue.length === 0 && this.post(req)) {
+    if (this.txQueue.length === 0 && !this.resetting && this.post(req)) {
       this.kick();
       return;
     }
@@ -511,7 +578,7 @@ export class E1000Nic implements NetDevice {
     if (!this.admit(frame)) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const req: TxRequest = { frame, offload: options.checksumOffload === true, zeroCopy: true, done: resolve };
-      if (this.txQueue.length === 0 && this.post(req)) {
+      if (this.txQueue.length === 0 && !this.resetting && this.post(req)) {
         this.kick();
         return;
       }
@@ -541,18 +608,21 @@ export class E1000Nic implements NetDevice {
   /** Unicast and multicast promiscuous mode (RCTL.UPE|MPE), e.g. for a bridge [8254x SDM 13.4.22]. */
   setPromiscuous(on: boolean): void {
     if (this.closed) return;
+    this.promiscuous = on;
     this.rctl = on ? this.rctl | RCTL.UPE | RCTL.MPE : this.rctl & ~(RCTL.UPE | RCTL.MPE);
-    this.regs.writel(E1000_REG.RCTL, this.rctl >>> 0);
+    if (!this.resetting) this.regs.writel(E1000_REG.RCTL, this.rctl >>> 0);
   }
 
   /** Accepts exactly these multicast groups (MTA hash, RCTL.MO = 0) [8254x SDM 13.5.1]. */
   setMulticast(groups: readonly Uint8Array[]): void {
     if (this.closed) return;
-    const mta = new Uint32Array(MTA_ENTRIES);
+    const mta = this.mta;
+    mta.fill(0);
     for (const g of groups) {
       const h = mtaHash(g);
       mta[h >>> 5]! |= 1 << (h & 31);
     }
+    if (this.resetting) return; // programmed when the reset reconfigures
     for (let i = 0; i < MTA_ENTRIES; i++) this.regs.writel(E1000_REG.MTA + i * 4, mta[i]! >>> 0);
   }
 
@@ -738,6 +808,7 @@ export class E1000Nic implements NetDevice {
       }
       dv.setUint16(o + TXD.SPECIAL, 0, true);
       if (last) {
+        if (this.txInFlight.length === 0) this.txProgressAt = this.platform.timers.now();
         this.txInFlight.push({ last: i, descriptors, bytes: frame.length, mapped, done: req.done });
       }
       i = (i + 1) % this.txCount;
@@ -761,6 +832,7 @@ export class E1000Nic implements NetDevice {
       const p = this.txInFlight[0]!;
       if ((this.txDesc.getUint8(p.last * DESC_SIZE + TXD.STATUS) & TXD_STA_DD) === 0) break;
       this.txInFlight.shift();
+      this.txProgressAt = this.platform.timers.now();
       this.txUsed -= p.descriptors;
       this.counters.txPackets++;
       this.counters.txBytes += p.bytes;
@@ -773,7 +845,7 @@ export class E1000Nic implements NetDevice {
   private cleanTx(): void {
     this.reclaimTx();
     let posted = false;
-    while (this.txQueue.length > 0 && !this.closed) {
+    while (this.txQueue.length > 0 && !this.closed && !this.resetting) {
       if (!this.post(this.txQueue[0]!)) break;
       this.txQueue.shift();
       posted = true;
@@ -869,12 +941,14 @@ export class E1000Nic implements NetDevice {
   private interrupt(): void {
     if (this.closed) return;
     const icr = this.regs.readl(E1000_REG.ICR) >>> 0;
+    if (this.resetting) return; // acknowledged; the reset reconfigures everything
     if (icr === 0 || icr === 0xffffffff) {
       this.counters.spuriousInterrupts++;
       return;
     }
     this.counters.interrupts++;
-    if ((icr & ICR.LSC) !== 0) this.updateLink(true);
+    // RXSEQ (a sequence error on the link) also means: look at the link [8254x SDM 13.4.17].
+    if ((icr & (ICR.LSC | ICR.RXSEQ)) !== 0) this.updateLink(true);
     if ((icr & ICR.RXO) !== 0) this.counters.rxOverruns++;
     this.cleanRx();
     this.cleanTx();
@@ -883,8 +957,8 @@ export class E1000Nic implements NetDevice {
   /** Reads STATUS.LU/FD/SPEED [8254x SDM 13.4.2] and reports a change. */
   private updateLink(notify: boolean): void {
     if (this.closed) return;
-    const st = this.regs.readl(E1000_REG.STATUS);
-    const up = (st & STATUS.LU) !== 0;
+    const st = this.regs.readl(E1000_REG.STATUS) >>> 0;
+    const up = st !== 0xffffffff && (st & STATUS.LU) !== 0; // all ones: the device is gone
     const sp = (st & STATUS.SPEED_MASK) >>> STATUS.SPEED_SHIFT;
     this.speed = sp === 0 ? 10 : sp === 1 ? 100 : 1000;
     this.fullDuplex = (st & STATUS.FD) !== 0;
@@ -912,9 +986,17 @@ export class E1000Nic implements NetDevice {
   private armWatchdog(period: number): void {
     this.watchdog = this.platform.timers.schedule(this.platform.timers.now() + period, () => {
       if (this.closed) return;
+      this.armWatchdog(period);
+      if (this.resetting) return;
       this.foldStatistics();
       this.updateLink(true);
-      this.armWatchdog(period);
+      this.reclaimTx();
+      // Transmit hang: descriptors outstanding with the link up and no progress for
+      // txTimeoutNs (Linux's watchdog_timeo, 5 s) → reset the adapter.
+      const timeout = this.options.txTimeoutNs ?? 5_000_000_000;
+      if (this.link && this.txInFlight.length > 0 && this.platform.timers.now() - this.txProgressAt >= timeout) {
+        void this.reset("transmit timeout");
+      }
     });
   }
 }

@@ -331,3 +331,47 @@ describe("shutdown", () => {
     expect(results).toEqual(new Array(10).fill(false));
   });
 });
+
+describe("reset", () => {
+  it("detects a transmit hang from the watchdog and resets the adapter, then works again", async () => {
+    const { m, nic } = await up({ txRingSize: 8, watchdogNs: 1_000_000_000 });
+    const seen: boolean[] = [];
+    nic.onLinkChange((u) => seen.push(u));
+    const addr = nic.pci.address;
+    const cmd = m.platform.pciConfigRead(addr, PCI_CONFIG.COMMAND, 2);
+    // The DMA engine stops (bus mastering lost): descriptors are never written back.
+    m.platform.pciConfigWrite(addr, PCI_CONFIG.COMMAND, 2, cmd & ~PCI_COMMAND.MASTER);
+    const results: boolean[] = [];
+    for (let i = 0; i < 3; i++) void nic.transmit(seqFrame(i, 64, PEER_MAC, NIC_MAC)).then((r) => results.push(r));
+    await m.run(() => nic.statistics().resets === 1 && seen.length === 2);
+    expect(m.platform.logs.some((l) => l.includes("transmit timeout"))).toBe(true);
+    expect(results).toEqual([false, false, false]);
+    expect(seen).toEqual([false, true]); // autonegotiation after the reset
+    expect(m.onWire).toHaveLength(0);
+    expect(m.platform.pciConfigRead(addr, PCI_CONFIG.COMMAND, 2) & PCI_COMMAND.MASTER).toBe(PCI_COMMAND.MASTER);
+    const got: Uint8Array[] = [];
+    nic.onReceive((f) => got.push(f));
+    nic.send(seqFrame(10, 64, PEER_MAC, NIC_MAC));
+    m.wire.send(seqFrame(11, 64, NIC_MAC, PEER_MAC));
+    await m.run(() => m.onWire.length === 1 && got.length === 1);
+    expect(seqOf(m.onWire[0]!)).toBe(10);
+    expect(seqOf(got[0]!)).toBe(11);
+    nic.close();
+  });
+
+  it("keeps promiscuous mode and multicast groups across a reset", async () => {
+    const { m, nic } = await up();
+    const group = Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0x01);
+    nic.setMulticast([group]);
+    nic.setPromiscuous(true);
+    expect(await m.settle(nic.reset())).toBe(true);
+    await m.settle(nic.waitForLink(5e9));
+    const got: Uint8Array[] = [];
+    nic.onReceive((f) => got.push(f));
+    m.wire.send(seqFrame(1, 64, group, PEER_MAC));
+    m.wire.send(seqFrame(2, 64, Uint8Array.of(2, 0, 0, 0, 0, 9), PEER_MAC));
+    await m.run(() => got.length === 2);
+    expect(got.map(seqOf)).toEqual([1, 2]);
+    expect(nic.statistics().resets).toBe(1);
+  });
+});
