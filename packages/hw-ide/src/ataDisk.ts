@@ -401,18 +401,19 @@ export class AtaDisk {
         return this.nonData(() => this.readNativeMax(true));
       case C.INITIALIZE_DEVICE_PARAMETERS:
         return this.nonData(() => this.initializeDeviceParameters());
+      // The power family completes without DSC, as QEMU (DSC is obsolete since ATA/ATAPI-6).
       case C.IDLE_IMMEDIATE:
       case C.IDLE_IMMEDIATE_OLD:
       case C.IDLE:
       case C.IDLE_OLD:
-        return this.nonData(() => ((this.power = "idle"), 0));
+        return this.nonData(() => ((this.power = "idle"), 0), false);
       case C.STANDBY_IMMEDIATE:
       case C.STANDBY_IMMEDIATE_OLD:
       case C.STANDBY:
       case C.STANDBY_OLD:
       case C.SLEEP:
       case C.SLEEP_OLD:
-        return this.nonData(() => ((this.power = "standby"), 0));
+        return this.nonData(() => ((this.power = "standby"), 0), false);
       case C.CHECK_POWER_MODE:
       case C.CHECK_POWER_MODE_OLD:
         return this.nonData(() => {
@@ -426,9 +427,9 @@ export class AtaDisk {
   }
 
   /** A non-data command: BSY, then after the command delay `run` gives the error bits (0 = success). */
-  private nonData(run: () => number): void {
+  private nonData(run: () => number, dsc = true): void {
     this.begin();
-    this.after(this.timing.commandNs, () => this.finish(run()));
+    this.after(this.timing.commandNs, () => this.finish(run(), dsc));
   }
 
   private begin(): void {
@@ -437,12 +438,12 @@ export class AtaDisk {
   }
 
   /** Ends the command: status, error and the interrupt [ATA/ATAPI-6 §9.9 non-data, §9.10 PIO]. */
-  private finish(err: number): void {
+  private finish(err: number, dsc = true): void {
     this.xfer = undefined;
     this.drained = undefined;
     this.phaseValue = "idle";
     this.error = err;
-    this.status = err === 0 ? ATA_STATUS.DRDY | ATA_STATUS.DSC : ATA_STATUS.DRDY | ATA_STATUS.ERR;
+    this.status = err !== 0 ? ATA_STATUS.DRDY | ATA_STATUS.ERR : dsc ? ATA_STATUS.DRDY | ATA_STATUS.DSC : ATA_STATUS.DRDY;
     this.setIntrq(true);
   }
 

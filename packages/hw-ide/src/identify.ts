@@ -134,6 +134,13 @@ export function identifyDevice(p: IdentifyParams): Uint16Array {
   w[ID_WORD.CYLINDERS] = p.defaultChs.cylinders;
   w[ID_WORD.HEADS] = p.defaultChs.heads;
   w[ID_WORD.SECTORS_PER_TRACK] = p.defaultChs.sectorsPerTrack;
+  // Retired words 4, 5 (unformatted bytes per track / sector) and 20-22 (buffer type and size,
+  // ECC bytes) as QEMU fills them; no driver reads them.
+  w[4] = 512 * p.defaultChs.sectorsPerTrack;
+  w[5] = 512;
+  w[20] = 3;
+  w[21] = 512;
+  w[22] = 4;
   putAtaString(w, ID_WORD.SERIAL, 20, p.serial);
   putAtaString(w, ID_WORD.FIRMWARE, 8, p.firmware);
   putAtaString(w, ID_WORD.MODEL, 40, p.model);
