@@ -629,7 +629,7 @@ export class E1000 implements Snapshottable<E1000State> {
   }
 
   private ringBase(low: number): number {
-    return (this.r(low) & ~0xf) + this.r(low + 4) * 2 ** 32;
+    return ((this.r(low) & ~0xf) >>> 0) + this.r(low + 4) * 2 ** 32;
   }
 
   // ----- transmit -----------------------------------------------------------------------
@@ -788,6 +788,11 @@ export class E1000 implements Snapshottable<E1000State> {
     }
     const bufSize = rxBufferSize(rctl);
     const needed = Math.max(1, Math.ceil(payload.length / bufSize));
+    if (needed > count - 1) {
+      // Can never fit, however many buffers software gives back: lost (avoids a stuck FIFO).
+      this.count(STAT.MPC);
+      return true;
+    }
     const available = (tail - head + count) % count;
     if (available < needed) return false;
     const desc = new Uint8Array(DESC_SIZE);

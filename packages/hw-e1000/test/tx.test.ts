@@ -329,3 +329,37 @@ describe("transmit interrupt delay", () => {
     expect(b.irq.level).toBe(true);
   });
 });
+
+describe("DMA addresses", () => {
+  it("handles rings and buffers above 2 GiB (bit 31 of TDBAL/RDBAL set)", async () => {
+    const { FlatMemory, RecordingIrqLine } = await import("@paravirt/vm-interfaces/testing");
+    const { VirtualClock, cable } = await import("@paravirt/vm-interfaces");
+    const { E1000 } = await import("../src/index.ts");
+    const mem = new FlatMemory(0x100000, 0x80000000);
+    const [a, peer] = cable();
+    const got: Uint8Array[] = [];
+    peer.onReceive((f) => got.push(f));
+    const nic = new E1000({ memory: mem, irq: new RecordingIrqLine(), clock: new VirtualClock(), port: a });
+    const w = (o: number, v: number) => nic.mmio.write(o, 4, v);
+    const f = buildPacket({ proto: "udp", payload: payload(40) });
+    mem.write(0x80010000, f);
+    mem.writeU32(0x80000000, 0x80010000);
+    mem.writeU32(0x80000004, 0);
+    mem.writeU32(0x80000008, f.length | ((EOP | RS) << 24));
+    w(R.TDBAL, 0x80000000);
+    w(R.TDLEN, 128);
+    w(R.TCTL, 0x2);
+    w(R.TDT, 1);
+    expect(got).toEqual([f]);
+    expect(mem.readU8(0x8000000c) & 1).toBe(1);
+    // Receive into a ring up there too.
+    mem.writeU32(0x80001000, 0x80020000);
+    w(R.RDBAL, 0x80001000);
+    w(R.RDLEN, 128);
+    w(R.RDT, 1);
+    w(R.RCTL, 0x2 | 0x8 | (1 << 26));
+    peer.send(f);
+    expect(mem.readU16(0x80001008)).toBe(f.length);
+    expect(mem.bytes.subarray(0x20000, 0x20000 + f.length)).toEqual(f);
+  });
+});
