@@ -61,7 +61,7 @@ describe("saveState / restoreState", () => {
     expect(b.inb(BM.STATUS)).toBe(BM_STATUS.INTERRUPT);
     expect(b.inl(BM.PRDT)).toBe(0x4560);
     expect(b.ide.configRead(0x40, 2)).toBe(0xa307);
-    expect(b.inb(P.STATUS)).toBe(0x50);
+    expect(b.inb(P.STATUS)).toBe(0x40);
     expect(b.irq14.level).toBe(false);
   });
 
