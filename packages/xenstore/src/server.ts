@@ -163,6 +163,11 @@ export class XenstoreServer {
   private readonly domains = new Map<DomId, Connection>();
   private readonly locals = new Set<Connection>();
   private readonly dirty = new Set<Connection>();
+  /** Permissions of the special watch paths: their events reach privileged domains and those these grant read. */
+  private readonly specialPerms = new Map<string, readonly XsPermission[]>([
+    [SPECIAL_WATCH.INTRODUCE_DOMAIN, [{ domid: 0, access: "n" }]],
+    [SPECIAL_WATCH.RELEASE_DOMAIN, [{ domid: 0, access: "n" }]],
+  ]);
   private droppedEvents = 0;
 
   constructor(options: XenstoreServerOptions = {}) {
@@ -493,6 +498,11 @@ export class XenstoreServer {
         return directoryPart(node.gen, [...node.children.keys()], Number(offText));
       }
       case XS.GET_PERMS: {
+        const special = this.specialPerms.get(args(p, 1)[0]!);
+        if (special !== undefined) {
+          if (!(permsFor(caller, special) & PERM_READ)) throw fail(XEN_ERRNO.EACCES);
+          return strings(...special.map(formatPerm));
+        }
         const { view } = this.view(conn, m.txId);
         const node = view.get(caller, this.path(conn, args(p, 1)[0]!), PERM_READ);
         return strings(...node.perms.map(formatPerm));
@@ -500,13 +510,21 @@ export class XenstoreServer {
       case XS.SET_PERMS: {
         const { parts, terminated } = fields(p);
         if (!terminated || parts.length < 2) throw fail(XEN_ERRNO.EINVAL);
-        const abs = this.path(conn, latin1.decode(parts[0]!));
         const perms: XsPermission[] = [];
         for (const part of parts.slice(1)) {
           const perm = parsePerm(latin1.decode(part));
           if (perm === undefined) throw fail(XEN_ERRNO.EINVAL);
           perms.push(perm);
         }
+        const name = latin1.decode(parts[0]!);
+        const special = this.specialPerms.get(name);
+        if (special !== undefined) {
+          // Owned by dom0: only privileged domains may grant the special events to others.
+          if (!caller.privileged) throw fail(XEN_ERRNO.EACCES);
+          this.specialPerms.set(name, perms);
+          return OK;
+        }
+        const abs = this.path(conn, name);
         this.mutate(conn, m.txId, (v, check) => v.setPerms(caller, abs, perms, check));
         return OK;
       }
@@ -670,7 +688,9 @@ export class XenstoreServer {
   }
 
   private fireSpecial(name: string): void {
+    const perms = this.specialPerms.get(name)!;
     for (const conn of this.connections()) {
+      if (!(permsFor(conn.caller, perms) & PERM_READ)) continue;
       for (const w of conn.watches.values()) if (w.abs === name) this.sendEvent(conn, w, name);
     }
   }

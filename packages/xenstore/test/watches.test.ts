@@ -98,6 +98,25 @@ describe("watches", () => {
     expect(seen).toEqual(["@introduceDomain", "@releaseDomain", "@introduceDomain", "@releaseDomain"]);
   });
 
+  it("sends special events to unprivileged domains only when SET_PERMS on the special path allows", async () => {
+    const { server, dom0, domU } = world();
+    const d1 = domU(1);
+    const seen: string[] = [];
+    await d1.watch("@releaseDomain", (p) => seen.push(p)); // the initial event always fires
+    domU(2);
+    server.release(2);
+    await settle();
+    expect(seen).toEqual(["@releaseDomain"]);
+    expect(await errnoOf(d1.getPermissions("@releaseDomain"))).toBe(XEN_ERRNO.EACCES);
+    expect(await errnoOf(d1.setPermissions("@releaseDomain", [{ domid: 1, access: "r" }]))).toBe(XEN_ERRNO.EACCES);
+    await dom0.setPermissions("@releaseDomain", [{ domid: 0, access: "n" }, { domid: 1, access: "r" }]);
+    expect(await d1.getPermissions("@releaseDomain")).toEqual([{ domid: 0, access: "n" }, { domid: 1, access: "r" }]);
+    domU(3);
+    server.release(3);
+    await settle();
+    expect(seen).toEqual(["@releaseDomain", "@releaseDomain"]);
+  });
+
   it("refuses duplicate watches, unknown unwatches and more than the quota", async () => {
     const { domU } = world({ quota: { maxWatchesPerConnection: 3 } });
     const dom0 = domU(1); // quotas bind unprivileged domains
