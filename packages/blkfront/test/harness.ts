@@ -1,5 +1,5 @@
 import { Blkback, type BlkbackOptions } from "@paravirt/blkback";
-import type { BlockDevice, BlockDeviceInfo } from "@paravirt/vm-interfaces";
+import type { BlockDevice, BlockDeviceInfo, TimerQueue } from "@paravirt/vm-interfaces";
 import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
 import { addDevice, InMemoryXen, type InMemoryDomain } from "@paravirt/xen-testing";
 import { Blkfront, type BlkfrontOptions } from "../src/index.ts";
@@ -60,10 +60,12 @@ export async function rig(o: {
   back?: Partial<BlkbackOptions>;
   front?: Partial<BlkfrontOptions>;
   mode?: string;
+  /** Deliver events through this timer queue instead of microtasks. */
+  timers?: TimerQueue;
   /** Runs after the backend started, before the frontend connects. */
   beforeFront?: (xen: InMemoryXen, paths: { frontendPath: string; backendPath: string }) => Promise<void>;
 } = {}): Promise<Rig> {
-  const xen = new InMemoryXen();
+  const xen = new InMemoryXen({ timers: o.timers });
   const dom0 = xen.createDomain(0);
   const domU = xen.createDomain(1, { pages: 2048, grantFrames: 8 });
   const disk = o.disk ?? new MemoryBlockDevice(4096);
@@ -72,7 +74,7 @@ export async function rig(o: {
   await back.start();
   await o.beforeFront?.(xen, paths);
   const front = new Blkfront({ xen: domU, devid: DEVID, ...o.front });
-  await front.connect();
+  await settled(xen, front.connect());
   return { xen, dom0, domU, disk, back, front, paths };
 }
 
@@ -94,4 +96,14 @@ export function pattern(n: number, seed: number): Uint8Array {
 /** Byte equality that stays fast on large arrays (vitest's toEqual walks elements). */
 export function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Awaits `p` while letting the in-memory Xen deliver (needed when it runs on a timer queue). */
+export async function settled<T>(xen: InMemoryXen, p: Promise<T>): Promise<T> {
+  let done = false;
+  const q = p.finally(() => {
+    done = true;
+  });
+  while (!done) await xen.settle();
+  return q;
 }
