@@ -337,12 +337,23 @@ export class E1000Nic implements NetDevice {
     this.txCmdExtra = (init.options.txIntDelay ?? 8) !== 0 ? TXD_CMD.IDE : 0;
     this.hw = Object.fromEntries([...Object.keys(STATS32), ...Object.keys(STATS64)].map((k) => [k, 0])) as E1000HardwareCounters;
     // Descriptor rings: physically contiguous, 16-byte aligned (dmaAlloc gives pages) [8254x SDM 3.2.6, 3.4].
-    this.txRing = this.platform.dmaAlloc(this.txCount * DESC_SIZE);
+    const got: DmaRegion[] = [];
+    const alloc = (n: number) => {
+      try {
+        const r = this.platform.dmaAlloc(n);
+        got.push(r);
+        return r;
+      } catch (e) {
+        for (const r of got) this.platform.dmaFree(r);
+        throw e;
+      }
+    };
+    this.txRing = alloc(this.txCount * DESC_SIZE);
     this.txDesc = new DataView(this.txRing.bytes.buffer, this.txRing.bytes.byteOffset, this.txRing.bytes.byteLength);
-    this.txBuffers = this.platform.dmaAlloc(this.txCount * TX_BUFFER_SIZE);
-    this.rxRing = this.platform.dmaAlloc(this.rxCount * DESC_SIZE);
+    this.txBuffers = alloc(this.txCount * TX_BUFFER_SIZE);
+    this.rxRing = alloc(this.rxCount * DESC_SIZE);
     this.rxDesc = new DataView(this.rxRing.bytes.buffer, this.rxRing.bytes.byteOffset, this.rxRing.bytes.byteLength);
-    this.rxBuffers = this.platform.dmaAlloc(this.rxCount * RX_BUFFER_SIZE);
+    this.rxBuffers = alloc(this.rxCount * RX_BUFFER_SIZE);
   }
 
   /**
@@ -392,7 +403,14 @@ export class E1000Nic implements NetDevice {
     } catch (e) {
       return fail(`cannot allocate DMA memory: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const phy = await nic.configure(sleep, true);
+    let phy: number | undefined;
+    try {
+      phy = await nic.configure(sleep, true);
+    } catch (e) {
+      // requestIrq refused (the IRQ is not this domain's), or similar: undo and report.
+      nic.close();
+      return fail(`cannot configure: ${e instanceof Error ? e.message : String(e)}`);
+    }
     nic.phyIdValue = phy;
     platform.log(
       `${nic.name}: Intel 82540EM, MAC ${formatMac(mac)} (EEPROM via ${image.access}), irq ${pci.irq}, ` +
@@ -951,6 +969,7 @@ export class E1000Nic implements NetDevice {
     if ((icr & (ICR.LSC | ICR.RXSEQ)) !== 0) this.updateLink(true);
     if ((icr & ICR.RXO) !== 0) this.counters.rxOverruns++;
     this.cleanRx();
+    if (this.closed) return; // a receive handler closed the interface
     this.cleanTx();
   }
 

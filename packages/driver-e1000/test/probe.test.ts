@@ -137,3 +137,42 @@ describe("probe and init", () => {
     await expect(probeE1000(m.platform, { txRingSize: 12 })).rejects.toThrow(RangeError);
   });
 });
+
+describe("attach failures are results, not exceptions", () => {
+  it("reports a refused IRQ and leaves the NIC stopped with its DMA memory returned", async () => {
+    const m = new Machine();
+    const p: DriverPlatform = Object.create(m.platform) as DriverPlatform;
+    p.requestIrq = () => {
+      throw new Error("irq 11 is not yours");
+    };
+    const freed: number[] = [];
+    p.dmaFree = (r) => {
+      freed.push(r.busAddress);
+      m.platform.dmaFree(r);
+    };
+    const r = await m.settle(probeE1000(p));
+    expect(r.nics).toEqual([]);
+    expect(r.failed[0]!.reason).toMatch(/not yours/);
+    expect(freed).toHaveLength(4);
+    const addr = r.failed[0]!.device.address;
+    expect(m.platform.pciConfigRead(addr, PCI_CONFIG.COMMAND, 2) & PCI_COMMAND.MASTER).toBe(0);
+  });
+
+  it("reports a BAR0 it cannot map", async () => {
+    const m = new Machine();
+    const p: DriverPlatform = Object.create(m.platform) as DriverPlatform;
+    p.ioremap = () => {
+      throw new Error("EPERM");
+    };
+    const r = await m.settle(probeE1000(p));
+    expect(r.failed[0]!.reason).toMatch(/cannot map BAR0.*EPERM/);
+  });
+
+  it("reports a device that reads all ones", async () => {
+    const m = new Machine();
+    const p: DriverPlatform = Object.create(m.platform) as DriverPlatform;
+    p.ioremap = (base, len) => ({ ...m.platform.ioremap(base, len), readl: () => 0xffffffff });
+    const r = await m.settle(probeE1000(p));
+    expect(r.failed[0]!.reason).toMatch(/does not respond/);
+  });
+});
