@@ -90,6 +90,9 @@ interface Connection {
   nextTxId: number;
   failed: boolean;
   closed: boolean;
+  /** Inside `service` (a port delivering events synchronously must not re-enter the parser). */
+  busy: boolean;
+  again: boolean;
   unsubscribe: () => void;
 }
 
@@ -253,6 +256,8 @@ export class XenstoreServer {
       nextTxId: 1,
       failed: false,
       closed: false,
+      busy: false,
+      again: false,
       unsubscribe: () => {},
     };
     dv.setUint32(XENSTORE_DOMAIN_INTERFACE.SERVER_FEATURES, XENSTORE_SERVER_FEATURE.RECONNECTION | XENSTORE_SERVER_FEATURE.ERROR, true);
@@ -287,11 +292,23 @@ export class XenstoreServer {
   /** Handles an event from the connection: never throws, whatever the page holds. */
   private service(conn: Connection): void {
     if (conn.closed) return;
+    if (conn.busy) {
+      conn.again = true;
+      return;
+    }
+    conn.busy = true;
     try {
-      this.serviceInner(conn);
-    } catch {
-      // Nothing a guest writes should get here; if it does, that guest alone loses its connection.
-      this.breakConnection(conn, XENSTORE_ERROR.PROTO);
+      do {
+        conn.again = false;
+        try {
+          this.serviceInner(conn);
+        } catch {
+          // Nothing a guest writes should get here; if it does, that guest alone loses its connection.
+          this.breakConnection(conn, XENSTORE_ERROR.PROTO);
+        }
+      } while (conn.again && !conn.closed);
+    } finally {
+      conn.busy = false;
     }
     this.flushDirty();
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { XENSTORE_DOMAIN_INTERFACE as XDI } from "@paravirt/device-channel";
+import { XENSTORE_DOMAIN_INTERFACE as XDI, XS, XsMessageReader, encodeXsMessage, xenstoreRings, xsStrings } from "@paravirt/device-channel";
 import { XenstoreClient, XenstoreServer, createLocalChannel } from "../src/index.ts";
 
 /** A hand-stepped event loop: deliveries wait in a queue until the test runs them. */
@@ -75,5 +75,45 @@ describe("deterministic stepping and partial ring transfers", () => {
     const b = await run();
     expect(a).toEqual(b);
     expect(a.seen[0]).toBe("data");
+  });
+
+  it("copes with ports that deliver events synchronously (no re-entry into the parser)", async () => {
+    const sync = (task: () => void) => task();
+    const server = new XenstoreServer();
+    const { guest, server: end } = createLocalChannel({ schedule: sync });
+    server.introduce(1, end);
+    const c = new XenstoreClient(guest);
+    const dom0 = new XenstoreClient(server.connectLocal(0, sync));
+    const seen: string[] = [];
+    await c.watch("w", (p) => seen.push(p));
+    const big = "q".repeat(1900);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => c.write(`w/k${i}`, big)));
+    const values = await Promise.all(Array.from({ length: 20 }, (_, i) => dom0.read(`/local/domain/1/w/k${i}`)));
+    expect(values.every((v) => v === big)).toBe(true);
+    expect(seen.length).toBe(21);
+  });
+
+  it("serves a guest that answers every event with its next request over a synchronous port, iteratively", () => {
+    const sync = (task: () => void) => task();
+    const server = new XenstoreServer();
+    const { guest, server: end } = createLocalChannel({ schedule: sync });
+    const rings = xenstoreRings(guest.page);
+    const total = 20000;
+    let sent = 0;
+    let replies = 0;
+    const reader = new XsMessageReader();
+    const sendNext = () => {
+      if (sent === total) return;
+      rings.req.write(encodeXsMessage({ type: XS.GET_DOMAIN_PATH, reqId: sent++, txId: 0, payload: xsStrings("1") }));
+      guest.notify(); // delivered synchronously: the server runs inside this call
+    };
+    guest.onEvent(() => {
+      reader.push(rings.rsp.drain(), () => replies++);
+      sendNext();
+    });
+    server.introduce(1, end);
+    sendNext();
+    expect(replies).toBe(total);
+    expect(new DataView(guest.page.buffer).getUint32(XDI.ERROR, true)).toBe(0);
   });
 });
