@@ -375,3 +375,41 @@ describe("reset", () => {
     expect(nic.statistics().resets).toBe(1);
   });
 });
+
+describe("device input never throws", () => {
+  it("survives garbage written into the descriptor rings by a misbehaving device", async () => {
+    const { m, nic } = await up({ txRingSize: 16, rxRingSize: 16 });
+    const got: Uint8Array[] = [];
+    nic.onReceive((f) => got.push(f));
+    const d = m.platform.pciDevices({ vendorId: 0x8086, deviceId: 0x100e })[0]!;
+    const regs = m.platform.ioremap(d.bars[0]!.base, 0x20000);
+    const rxBase = regs.readl(0x2800);
+    const txBase = regs.readl(0x3800);
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xff;
+    for (let round = 0; round < 20; round++) {
+      nic.send(seqFrame(round, 80, PEER_MAC, NIC_MAC));
+      for (let i = 0; i < 16 * 16; i++) {
+        m.board.memory.ram[rxBase + i] = rnd();
+        if (round % 2 === 0) m.board.memory.ram[txBase + i] = rnd();
+      }
+      regs.writel(0xc8, 0x80 | 0x01 | 0x04); // ICS: RXT0 | TXDW | LSC
+      await m.idle(100_000);
+    }
+    // Nothing threw (an exception would have escaped the interrupt dispatch); the counters moved.
+    const s = nic.statistics();
+    expect(s.interrupts).toBeGreaterThanOrEqual(20);
+    expect(s.rxPackets + s.rxErrors).toBeGreaterThan(0);
+    for (const f of got) expect(f.length).toBeLessThanOrEqual(16384);
+    // A reset brings the interface back to a clean state.
+    expect(await m.settle(nic.reset("test"))).toBe(true);
+    await m.settle(nic.waitForLink(5e9));
+    const before = m.onWire.length;
+    got.length = 0;
+    nic.send(seqFrame(99, 64, PEER_MAC, NIC_MAC));
+    m.wire.send(seqFrame(98, 64, NIC_MAC, PEER_MAC));
+    await m.run(() => m.onWire.length > before && got.length === 1);
+    expect(seqOf(m.onWire[m.onWire.length - 1]!)).toBe(99);
+    expect(seqOf(got[0]!)).toBe(98);
+  });
+});
