@@ -208,6 +208,8 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   instrStart = 0;
   startEsp = 0;
   prefixCount = 0;
+  /** Set when prefixes (or a CS.D change) left decoder state to reset before the next instruction. */
+  prefixed = 1;
 
   // ---- memory
   readonly mem: GuestMemory;
@@ -314,6 +316,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   requestStop(): void {
     this.stopRequested = true;
+    if (this.exit === EXIT_NONE) this.exit = EXIT_STOP;
   }
 
   /** Runs at most `budget` instructions. */
@@ -349,39 +352,72 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   private loop(n: number, budget: number): number {
-    const pic = this.pic;
     const dispatch = this.dispatch;
+    const regs = this.regs;
     while (n < budget) {
-      if ((this.flags & F_IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
-        const v = pic.acknowledge();
-        this.halted = false;
-        this.instrStart = this.eip;
-        this.startEsp = this.regs[4]!;
-        this.interrupt(v, false, -1, false);
+      // IF or TF set: the slow path polls the interrupt controller and single-steps.
+      if ((this.flags & (F_IF | F_TF)) !== 0) {
+        n = this.stepSlow(n);
+      } else {
+        const eip = this.eip;
+        this.instrStart = eip;
+        this.startEsp = regs[4]!;
+        const db = this.csDb;
+        if (this.prefixed !== 0) this.resetPrefixes();
+        // Inline fetch of the opcode byte (see fetch8).
+        let off = (eip - this.fetchLo) | 0;
+        let e = eip;
+        if (off >>> 0 >= this.fetchLen) {
+          if (db === 0) e = this.eip = e & 0xffff;
+          off = this.refillFetch(e);
+        }
+        this.eip = (e + 1) | 0;
+        dispatch[this.fetchArr[this.fetchBase + off]! | (db << 8)]!(this);
+        n++;
+        this.count++;
       }
-      this.intShadow = false;
-      const tf = this.flags & F_TF;
-      this.instrStart = this.eip;
-      this.startEsp = this.regs[4]!;
-      this.os32 = this.csDb;
-      this.as32 = this.csDb;
-      this.segOv = -1;
-      this.rep = 0;
-      this.prefixCount = 0;
-      dispatch[this.fetch8() | (this.os32 << 8)]!(this);
-      n++;
-      this.count++;
-      if (tf !== 0) {
-        this.dr[6] |= 0x4000;
-        this.interrupt(EXC.DB, false, -1, false);
-      }
-      if (this.exit !== EXIT_NONE || this.stopRequested) break;
+      if (this.exit !== EXIT_NONE) break;
     }
     return n;
   }
 
+  /** One instruction with interrupt polling and the TF single-step trap. */
+  private stepSlow(n: number): number {
+    const pic = this.pic;
+    if ((this.flags & F_IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
+      const v = pic.acknowledge();
+      this.halted = false;
+      this.instrStart = this.eip;
+      this.startEsp = this.regs[4]!;
+      this.interrupt(v, false, -1, false);
+    }
+    this.intShadow = false;
+    const tf = this.flags & F_TF;
+    this.instrStart = this.eip;
+    this.startEsp = this.regs[4]!;
+    this.resetPrefixes();
+    this.dispatch[this.fetch8() | (this.os32 << 8)]!(this);
+    this.count++;
+    if (tf !== 0) {
+      this.dr[6] |= 0x4000;
+      this.interrupt(EXC.DB, false, -1, false);
+    }
+    return n + 1;
+  }
+
+  /** Back to the default decoder state (no prefixes, CS.D sizes). */
+  private resetPrefixes(): void {
+    this.prefixed = 0;
+    this.os32 = this.csDb;
+    this.as32 = this.csDb;
+    this.segOv = -1;
+    this.rep = 0;
+    this.prefixCount = 0;
+  }
+
   /** Dispatches the next opcode byte after a prefix. */
   dispatchNext(): void {
+    this.prefixed = 1;
     if (++this.prefixCount >= 15) this.fault(EXC.GP, 0); // [SDM Vol.2 2.3.11] 15-byte limit
     this.dispatch[this.fetch8() | (this.os32 << 8)]!(this);
   }
@@ -1223,6 +1259,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   private handleFault(): void {
+    this.prefixed = 1;
     const vec = this.faultVec;
     const err = this.faultErr;
     this.eip = this.instrStart;
@@ -1436,6 +1473,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     if (seg === S_CS) {
       this.csDb = (attr >> 14) & 1;
       this.fetchLen = 0;
+      this.prefixed = 1;
     } else if (seg === S_SS) {
       this.ssDb = (attr >> 14) & 1;
     }

@@ -49,8 +49,75 @@ export function alu(c: X86Cpu, op: number, a: number, b: number, bits: number): 
   }
 }
 
+/** Specialized 32-bit register-or-memory forms for the hottest ops (ADD, SUB, AND, OR, XOR, CMP). */
+function fastAlu32(op: number, form: number): ((c: X86Cpu) => void) | undefined {
+  if (form !== 1 && form !== 3) return undefined;
+  const toE = form === 1;
+  switch (op) {
+    case 0:
+      return (c) => {
+        c.modrm();
+        const reg = c.reg;
+        const regs = c.regs;
+        if (toE) {
+          const a = c.readE32W();
+          const b = regs[reg]!;
+          const r = (a + b) | 0;
+          c.setArith(a, b, r, 32, 0);
+          c.writeE32R(r);
+        } else {
+          const a = regs[reg]!;
+          const b = c.readE32();
+          const r = (a + b) | 0;
+          c.setArith(a, b, r, 32, 0);
+          regs[reg] = r;
+        }
+      };
+    case 5:
+    case 7:
+      return (c) => {
+        c.modrm();
+        const reg = c.reg;
+        const regs = c.regs;
+        if (toE) {
+          const a = op === 7 ? c.readE32() : c.readE32W();
+          const b = regs[reg]!;
+          const r = (a - b) | 0;
+          c.setArith(a, b, r, 32, 1);
+          if (op === 5) c.writeE32R(r);
+        } else {
+          const a = regs[reg]!;
+          const b = c.readE32();
+          const r = (a - b) | 0;
+          c.setArith(a, b, r, 32, 1);
+          if (op === 5) regs[reg] = r;
+        }
+      };
+    case 1:
+    case 4:
+    case 6:
+      return (c) => {
+        c.modrm();
+        const reg = c.reg;
+        const regs = c.regs;
+        const a = toE ? c.readE32W() : regs[reg]!;
+        const b = toE ? regs[reg]! : c.readE32();
+        const r = op === 1 ? a | b : op === 4 ? a & b : a ^ b;
+        c.setLogic(r, 32);
+        if (toE) c.writeE32R(r);
+        else regs[reg] = r;
+      };
+    default:
+      return undefined;
+  }
+}
+
 /** Handlers for opcodes 00-3F ALU forms: `form` = opcode & 7 (0-5). */
 export function aluHandler(op: number, form: number, os32: boolean): (c: X86Cpu) => void {
+  if (os32) {
+    const fast = fastAlu32(op, form);
+    if (fast !== undefined) return fast;
+  }
   const write = op !== ALU.CMP;
   switch (form) {
     case 0:
@@ -437,9 +504,10 @@ function imul16(c: X86Cpu, a: number, b: number): number {
   return r;
 }
 function imul32(c: X86Cpu, a: number, b: number): number {
-  const hi = mulS32(a, b);
-  c.setSZP(mulLo, 32, hi !== mulLo >> 31 ? F_CF | F_OF : 0);
-  return mulLo;
+  // The double product is exact whenever it fits in 32 bits, and out of range otherwise.
+  const lo = Math.imul(a, b);
+  c.setSZP(lo, 32, a * b !== lo ? F_CF | F_OF : 0);
+  return lo;
 }
 export function imulGvEvIv16(c: X86Cpu): void {
   c.modrm();
