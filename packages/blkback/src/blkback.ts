@@ -240,7 +240,7 @@ export class Blkback {
   }
 
   private async switchState(s: XenbusState): Promise<void> {
-    if (this.xsState === s && s !== XENBUS_STATE.InitWait) return;
+    if (this.xsState === s) return;
     this.xsState = s;
     this.log(`state ${xenbusStateName(s)}`);
     try {
@@ -443,6 +443,7 @@ export class Blkback {
     const ring = ch.ring;
     const n = ring.pendingRequests();
     if (n < 0) {
+      ch.alive = false; // answer nothing more on this ring
       this.stats.protocolErrors++;
       this.log(`frontend provided bogus ring requests (req_prod ${ring.sharedReqProd}, rsp_prod ${ring.rspProdPvt})`);
       void this.queue(async () => {
