@@ -7,6 +7,7 @@
 import {
   PCI_COMMAND,
   PCI_CONFIG,
+  formatMac,
   type DmaRegion,
   type DmaSegment,
   type DriverPlatform,
@@ -60,7 +61,7 @@ import {
 const RX_BUFFER_SIZE = 2048;
 /** Transmit bounce buffer per descriptor (a whole standard frame fits). */
 const TX_BUFFER_SIZE = 2048;
-/** Largest frame (no FCS) the driver sends: header + MTU, + 4 with an 802.1Q tag. */
+/** The largest frame (no FCS) the driver sends is header + MTU, + 4 with an 802.1Q tag [IEEE 802.3 3.2, 802.1Q]. */
 const ETH_HEADER = 14;
 const VLAN_TAG = 4;
 const DEFAULT_MTU = 1500;
@@ -184,10 +185,6 @@ function ringSize(n: number | undefined, fallback: number, what: string): number
 
 function hex(v: number, width = 8): string {
   return `0x${(v >>> 0).toString(16).padStart(width, "0")}`;
-}
-
-function formatMac(mac: Uint8Array): string {
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 /**
