@@ -132,3 +132,30 @@ export const GNTTAB_RESERVED = {
 
 /** First grant reference a guest allocates itself (Linux NR_RESERVED_ENTRIES, drivers/xen/grant-table.c). */
 export const GNTTAB_FIRST_FREE_REF = 8;
+
+/**
+ * x86_32 layouts of the hypercall argument structures the PV path decodes
+ * [xen/include/public/event_channel.h, grant_table.h, sched.h, physdev.h]; every offset is
+ * checked against gcc -m32 over Xen's headers by test/xenHeaders.test.ts.
+ */
+export const ARGS_X86_32 = {
+  evtchn_alloc_unbound: { DOM: 0, REMOTE_DOM: 2, PORT: 4, SIZE: 8 },
+  evtchn_bind_interdomain: { REMOTE_DOM: 0, REMOTE_PORT: 4, LOCAL_PORT: 8, SIZE: 12 },
+  evtchn_bind_virq: { VIRQ: 0, VCPU: 4, PORT: 8, SIZE: 12 },
+  evtchn_bind_pirq: { PIRQ: 0, FLAGS: 4, PORT: 8, SIZE: 12 },
+  evtchn_bind_ipi: { VCPU: 0, PORT: 4, SIZE: 8 },
+  /** evtchn_close / evtchn_send / evtchn_unmask */
+  evtchn_port: { PORT: 0 },
+  evtchn_status: { DOM: 0, PORT: 4, STATUS: 8, VCPU: 12, U_DOM: 16, U_PORT: 20, U_PIRQ: 16, U_VIRQ: 16, SIZE: 24 },
+  gnttab_map_grant_ref: { HOST_ADDR: 0, FLAGS: 8, REF: 12, DOM: 16, STATUS: 18, HANDLE: 20, DEV_BUS_ADDR: 24, SIZE: 32 },
+  gnttab_unmap_grant_ref: { HOST_ADDR: 0, DEV_BUS_ADDR: 8, HANDLE: 16, STATUS: 20, SIZE: 24 },
+  gnttab_setup_table: { DOM: 0, NR_FRAMES: 4, STATUS: 8, FRAME_LIST: 12, SIZE: 16 },
+  gnttab_copy: { SOURCE_REF: 0, SOURCE_DOMID: 4, SOURCE_OFFSET: 6, DEST_REF: 8, DEST_DOMID: 12, DEST_OFFSET: 14, LEN: 16, FLAGS: 18, STATUS: 20, SIZE: 24 },
+  gnttab_query_size: { DOM: 0, NR_FRAMES: 4, MAX_NR_FRAMES: 8, STATUS: 12, SIZE: 16 },
+  gnttab_dump_table: { DOM: 0, STATUS: 2 },
+  gnttab_set_version: { VERSION: 0 },
+  gnttab_get_version: { DOM: 0, VERSION: 4 },
+  sched_shutdown: { REASON: 0 },
+  physdev_eoi: { IRQ: 0 },
+  physdev_irq_status_query: { IRQ: 0, FLAGS: 4 },
+} as const;

@@ -6,12 +6,11 @@
  *   memory [x86_32 ABI, xen/include/public/arch-x86/xen-x86_32.h], calls the same typed method,
  *   and writes the result (negated errno on failure) back to EAX.
  *
- * Struct offsets below are x86_32 layouts of xen/include/public/event_channel.h,
- * grant_table.h, sched.h and physdev.h.
+ * Struct offsets are the x86_32 layouts in {@link ARGS_X86_32} (abi.ts).
  */
 import { EVTCHNOP, EVTCHNSTAT, GNTMAP, GNTTABOP, GNTCOPY } from "@paravirt/device-channel";
 import { DOMID, GNTST, XEN_ERRNO, type DomId } from "@paravirt/vm-interfaces";
-import { CONSOLEIO, DOMCTL, HYPERVISOR, PHYSDEVOP, SCHEDOP, VMASST, XENVER, XEN_VERSION } from "./abi.ts";
+import { ARGS_X86_32 as A, CONSOLEIO, DOMCTL, HYPERVISOR, PHYSDEVOP, SCHEDOP, VMASST, XENVER, XEN_VERSION } from "./abi.ts";
 import type { Domain, GuestVirtualMemory, X86Registers } from "./domain.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
 import type { CopyOp, MapResult } from "./grantTable.ts";
@@ -263,72 +262,62 @@ export class Hypercalls {
   private x86EventChannelOp(d: Domain, cmd: number, arg: number, m: GuestVirtualMemory): number {
     const u16 = (o: number) => m.readU16(arg + o);
     const u32 = (o: number) => m.readU32(arg + o);
+    const out = (o: number, rc: number) => (rc < 0 ? rc : m.writeU32(arg + o, rc) ? 0 : -E.EFAULT);
     switch (cmd) {
       case EVTCHNOP.alloc_unbound: {
-        // struct evtchn_alloc_unbound { domid_t dom @0, remote_dom @2; evtchn_port_t port @4 }
-        const dom = u16(0);
-        const remote = u16(2);
+        const L = A.evtchn_alloc_unbound;
+        const dom = u16(L.DOM);
+        const remote = u16(L.REMOTE_DOM);
         if (dom === undefined || remote === undefined) return -E.EFAULT;
-        const rc = this.evtchnAllocUnbound(d, dom, remote);
-        if (rc < 0) return rc;
-        return m.writeU32(arg + 4, rc) ? 0 : -E.EFAULT;
+        return out(L.PORT, this.evtchnAllocUnbound(d, dom, remote));
       }
       case EVTCHNOP.bind_interdomain: {
-        // { domid_t remote_dom @0; evtchn_port_t remote_port @4; evtchn_port_t local_port @8 }
-        const dom = u16(0);
-        const port = u32(4);
+        const L = A.evtchn_bind_interdomain;
+        const dom = u16(L.REMOTE_DOM);
+        const port = u32(L.REMOTE_PORT);
         if (dom === undefined || port === undefined) return -E.EFAULT;
-        const rc = this.evtchnBindInterdomain(d, dom, port);
-        if (rc < 0) return rc;
-        return m.writeU32(arg + 8, rc) ? 0 : -E.EFAULT;
+        return out(L.LOCAL_PORT, this.evtchnBindInterdomain(d, dom, port));
       }
       case EVTCHNOP.bind_virq: {
-        // { uint32_t virq @0; uint32_t vcpu @4; evtchn_port_t port @8 }
-        const virq = u32(0);
-        const vcpu = u32(4);
+        const L = A.evtchn_bind_virq;
+        const virq = u32(L.VIRQ);
+        const vcpu = u32(L.VCPU);
         if (virq === undefined || vcpu === undefined) return -E.EFAULT;
-        const rc = this.evtchnBindVirq(d, virq, vcpu);
-        if (rc < 0) return rc;
-        return m.writeU32(arg + 8, rc) ? 0 : -E.EFAULT;
+        return out(L.PORT, this.evtchnBindVirq(d, virq, vcpu));
       }
       case EVTCHNOP.bind_pirq: {
-        // { uint32_t pirq @0; uint32_t flags @4; evtchn_port_t port @8 }
-        const pirq = u32(0);
+        const L = A.evtchn_bind_pirq;
+        const pirq = u32(L.PIRQ);
         if (pirq === undefined) return -E.EFAULT;
-        const rc = this.evtchnBindPirq(d, pirq);
-        if (rc < 0) return rc;
-        return m.writeU32(arg + 8, rc) ? 0 : -E.EFAULT;
+        return out(L.PORT, this.evtchnBindPirq(d, pirq));
       }
       case EVTCHNOP.bind_ipi: {
-        // { uint32_t vcpu @0; evtchn_port_t port @4 }
-        const vcpu = u32(0);
+        const L = A.evtchn_bind_ipi;
+        const vcpu = u32(L.VCPU);
         if (vcpu === undefined) return -E.EFAULT;
-        const rc = this.evtchnBindIpi(d, vcpu);
-        if (rc < 0) return rc;
-        return m.writeU32(arg + 4, rc) ? 0 : -E.EFAULT;
+        return out(L.PORT, this.evtchnBindIpi(d, vcpu));
       }
       case EVTCHNOP.close:
       case EVTCHNOP.send:
       case EVTCHNOP.unmask: {
-        // { evtchn_port_t port @0 }
-        const port = u32(0);
+        const port = u32(A.evtchn_port.PORT);
         if (port === undefined) return -E.EFAULT;
         if (cmd === EVTCHNOP.close) return this.evtchnClose(d, port);
         if (cmd === EVTCHNOP.send) return this.evtchnSend(d, port);
         return this.evtchnUnmask(d, port);
       }
       case EVTCHNOP.status: {
-        // { domid_t dom @0; evtchn_port_t port @4; uint32_t status @8; uint32_t vcpu @12; union u @16 }
-        const dom = u16(0);
-        const port = u32(4);
+        const L = A.evtchn_status;
+        const dom = u16(L.DOM);
+        const port = u32(L.PORT);
         if (dom === undefined || port === undefined) return -E.EFAULT;
         const st = this.evtchnStatus(d, dom, port);
         if (typeof st === "number") return st;
-        let ok = m.writeU32(arg + 8, st.status) && m.writeU32(arg + 12, st.vcpu);
-        if (st.status === EVTCHNSTAT.unbound || st.status === EVTCHNSTAT.interdomain) ok &&= m.writeU16(arg + 16, st.dom!);
-        if (st.status === EVTCHNSTAT.interdomain) ok &&= m.writeU32(arg + 20, st.port!);
-        if (st.status === EVTCHNSTAT.pirq) ok &&= m.writeU32(arg + 16, st.pirq!);
-        if (st.status === EVTCHNSTAT.virq) ok &&= m.writeU32(arg + 16, st.virq!);
+        let ok = m.writeU32(arg + L.STATUS, st.status) && m.writeU32(arg + L.VCPU, st.vcpu);
+        if (st.status === EVTCHNSTAT.unbound || st.status === EVTCHNSTAT.interdomain) ok &&= m.writeU16(arg + L.U_DOM, st.dom!);
+        if (st.status === EVTCHNSTAT.interdomain) ok &&= m.writeU32(arg + L.U_PORT, st.port!);
+        if (st.status === EVTCHNSTAT.pirq) ok &&= m.writeU32(arg + L.U_PIRQ, st.pirq!);
+        if (st.status === EVTCHNSTAT.virq) ok &&= m.writeU32(arg + L.U_VIRQ, st.virq!);
         return ok ? 0 : -E.EFAULT;
       }
       default:
@@ -339,98 +328,96 @@ export class Hypercalls {
   private x86GrantTableOp(d: Domain, cmd: number, arg: number, count: number, m: GuestVirtualMemory): number {
     if (count >>> 0 > 512) return -E.EINVAL;
     switch (cmd) {
-      case GNTTABOP.map_grant_ref:
-        // struct gnttab_map_grant_ref (32 bytes): host_addr u64 @0, flags u32 @8, ref u32 @12,
-        // dom u16 @16, status i16 @18, handle u32 @20, dev_bus_addr u64 @24
+      case GNTTABOP.map_grant_ref: {
+        const L = A.gnttab_map_grant_ref;
         for (let i = 0; i < count; i++) {
-          const a = arg + i * 32;
-          const flags = m.readU32(a + 8);
-          const ref = m.readU32(a + 12);
-          const dom = m.readU16(a + 16);
+          const a = arg + i * L.SIZE;
+          const flags = m.readU32(a + L.FLAGS);
+          const ref = m.readU32(a + L.REF);
+          const dom = m.readU16(a + L.DOM);
           if (flags === undefined || ref === undefined || dom === undefined) return -E.EFAULT;
           const r = this.gnttabMapGrantRef(d, dom, ref, flags);
           const bus = r.mfn < 0 ? 0 : r.mfn * 4096;
           const ok =
-            m.writeU16(a + 18, r.status & 0xffff) &&
-            m.writeU32(a + 20, r.handle >>> 0) &&
-            m.writeU32(a + 24, bus >>> 0) &&
-            m.writeU32(a + 28, Math.floor(bus / 2 ** 32));
+            m.writeU16(a + L.STATUS, r.status & 0xffff) &&
+            m.writeU32(a + L.HANDLE, r.handle >>> 0) &&
+            m.writeU32(a + L.DEV_BUS_ADDR, bus >>> 0) &&
+            m.writeU32(a + L.DEV_BUS_ADDR + 4, Math.floor(bus / 2 ** 32));
           if (!ok) return -E.EFAULT;
         }
         return 0;
-      case GNTTABOP.unmap_grant_ref:
-        // struct gnttab_unmap_grant_ref (24 bytes): host_addr u64 @0, dev_bus_addr u64 @8,
-        // handle u32 @16, status i16 @20
+      }
+      case GNTTABOP.unmap_grant_ref: {
+        const L = A.gnttab_unmap_grant_ref;
         for (let i = 0; i < count; i++) {
-          const a = arg + i * 24;
-          const handle = m.readU32(a + 16);
+          const a = arg + i * L.SIZE;
+          const handle = m.readU32(a + L.HANDLE);
           if (handle === undefined) return -E.EFAULT;
-          if (!m.writeU16(a + 20, this.gnttabUnmapGrantRef(d, handle) & 0xffff)) return -E.EFAULT;
+          if (!m.writeU16(a + L.STATUS, this.gnttabUnmapGrantRef(d, handle) & 0xffff)) return -E.EFAULT;
         }
         return 0;
+      }
       case GNTTABOP.setup_table: {
-        // struct gnttab_setup_table (16 bytes): dom u16 @0, nr_frames u32 @4, status i16 @8,
-        // frame_list handle @12
+        const L = A.gnttab_setup_table;
         if (count !== 1) return -E.EINVAL;
-        const dom = m.readU16(arg);
-        const nr = m.readU32(arg + 4);
-        const list = m.readU32(arg + 12);
+        const dom = m.readU16(arg + L.DOM);
+        const nr = m.readU32(arg + L.NR_FRAMES);
+        const list = m.readU32(arg + L.FRAME_LIST);
         if (dom === undefined || nr === undefined || list === undefined) return -E.EFAULT;
         const r = this.gnttabSetupTable(d, dom, nr);
         for (let i = 0; i < r.frames.length; i++) if (!m.writeU32(list + i * 4, r.frames[i]!)) return -E.EFAULT;
-        return m.writeU16(arg + 8, r.status & 0xffff) ? 0 : -E.EFAULT;
+        return m.writeU16(arg + L.STATUS, r.status & 0xffff) ? 0 : -E.EFAULT;
       }
       case GNTTABOP.query_size: {
-        // struct gnttab_query_size: dom u16 @0, nr_frames u32 @4, max_nr_frames u32 @8, status i16 @12
-        const dom = m.readU16(arg);
+        const L = A.gnttab_query_size;
+        const dom = m.readU16(arg + L.DOM);
         if (dom === undefined) return -E.EFAULT;
         const r = this.gnttabQuerySize(d, dom);
-        return m.writeU32(arg + 4, r.nrFrames) && m.writeU32(arg + 8, r.maxFrames) && m.writeU16(arg + 12, r.status & 0xffff) ? 0 : -E.EFAULT;
+        const ok = m.writeU32(arg + L.NR_FRAMES, r.nrFrames) && m.writeU32(arg + L.MAX_NR_FRAMES, r.maxFrames) && m.writeU16(arg + L.STATUS, r.status & 0xffff);
+        return ok ? 0 : -E.EFAULT;
       }
       case GNTTABOP.dump_table: {
-        // struct gnttab_dump_table: dom u16 @0, status i16 @2
-        const dom = m.readU16(arg);
+        const L = A.gnttab_dump_table;
+        const dom = m.readU16(arg + L.DOM);
         if (dom === undefined) return -E.EFAULT;
-        return m.writeU16(arg + 2, this.gnttabDumpTable(d, dom) & 0xffff) ? 0 : -E.EFAULT;
+        return m.writeU16(arg + L.STATUS, this.gnttabDumpTable(d, dom) & 0xffff) ? 0 : -E.EFAULT;
       }
       case GNTTABOP.set_version: {
-        // struct gnttab_set_version: version u32 @0 (in/out)
-        const v = m.readU32(arg);
+        const v = m.readU32(arg + A.gnttab_set_version.VERSION);
         if (v === undefined) return -E.EFAULT;
         const rc = this.gnttabSetVersion(d, v);
         if (rc < 0) return rc;
-        return m.writeU32(arg, d.grantVersion) ? 0 : -E.EFAULT;
+        return m.writeU32(arg + A.gnttab_set_version.VERSION, d.grantVersion) ? 0 : -E.EFAULT;
       }
-      case GNTTABOP.get_version: {
-        // struct gnttab_get_version: dom u16 @0, pad, version u32 @4
-        return m.writeU32(arg + 4, d.grantVersion) ? 0 : -E.EFAULT;
-      }
-      case GNTTABOP.copy:
-        // struct gnttab_copy (24 bytes): source {u32 ref|gmfn @0, u16 domid @4, u16 offset @6},
-        // dest @8 (same), u16 len @16, u16 flags @18, i16 status @20
+      case GNTTABOP.get_version:
+        return m.writeU32(arg + A.gnttab_get_version.VERSION, d.grantVersion) ? 0 : -E.EFAULT;
+      case GNTTABOP.copy: {
+        const L = A.gnttab_copy;
         for (let i = 0; i < count; i++) {
-          const a = arg + i * 24;
-          const s = m.readU32(a);
-          const sd = m.readU16(a + 4);
-          const so = m.readU16(a + 6);
-          const t = m.readU32(a + 8);
-          const td = m.readU16(a + 12);
-          const to = m.readU16(a + 14);
-          const len = m.readU16(a + 16);
-          const flags = m.readU16(a + 18);
-          if ([s, sd, so, t, td, to, len, flags].some((v) => v === undefined)) return -E.EFAULT;
+          const a = arg + i * L.SIZE;
+          const s = m.readU32(a + L.SOURCE_REF);
+          const sd = m.readU16(a + L.SOURCE_DOMID);
+          const so = m.readU16(a + L.SOURCE_OFFSET);
+          const t = m.readU32(a + L.DEST_REF);
+          const td = m.readU16(a + L.DEST_DOMID);
+          const to = m.readU16(a + L.DEST_OFFSET);
+          const len = m.readU16(a + L.LEN);
+          const flags = m.readU16(a + L.FLAGS);
+          if (s === undefined || sd === undefined || so === undefined || t === undefined || td === undefined || to === undefined || len === undefined || flags === undefined) return -E.EFAULT;
+          const srcRef = (flags & GNTCOPY.source_gref) !== 0;
+          const dstRef = (flags & GNTCOPY.dest_gref) !== 0;
           const op: CopyOp = {
-            source: (flags! & GNTCOPY.source_gref) !== 0 ? { ref: s!, domid: sd!, offset: so! } : { frame: s!, offset: so! },
-            dest: (flags! & GNTCOPY.dest_gref) !== 0 ? { ref: t!, domid: td!, offset: to! } : { frame: t!, offset: to! },
-            length: len!,
+            source: srcRef ? { ref: s, domid: sd, offset: so } : { frame: s, offset: so },
+            dest: dstRef ? { ref: t, domid: td, offset: to } : { frame: t, offset: to },
+            length: len,
           };
           // A frame operand names the caller's own memory: its domid must be DOMID_SELF or the caller.
           const own = (dom: number) => dom === DOMID.SELF || dom === d.domid;
-          const foreignFrame = ((flags! & GNTCOPY.source_gref) === 0 && !own(sd!)) || ((flags! & GNTCOPY.dest_gref) === 0 && !own(td!));
-          const st = foreignFrame ? GNTST.permission_denied : this.gnttabCopy(d, [op])[0]!;
-          if (!m.writeU16(a + 20, st & 0xffff)) return -E.EFAULT;
+          const st = (!srcRef && !own(sd)) || (!dstRef && !own(td)) ? GNTST.permission_denied : this.gnttabCopy(d, [op])[0]!;
+          if (!m.writeU16(a + L.STATUS, st & 0xffff)) return -E.EFAULT;
         }
         return 0;
+      }
       default:
         return -E.ENOSYS;
     }
@@ -444,7 +431,7 @@ export class Hypercalls {
         return this.schedBlock(d);
       case SCHEDOP.shutdown: {
         // struct sched_shutdown { unsigned int reason; }
-        const reason = m.readU32(arg);
+        const reason = m.readU32(arg + A.sched_shutdown.REASON);
         if (reason === undefined) return -E.EFAULT;
         return this.schedShutdown(d, reason);
       }
@@ -474,16 +461,16 @@ export class Hypercalls {
   private x86PhysdevOp(d: Domain, cmd: number, arg: number, m: GuestVirtualMemory): number {
     switch (cmd) {
       case PHYSDEVOP.eoi: {
-        const irq = m.readU32(arg);
+        const irq = m.readU32(arg + A.physdev_eoi.IRQ);
         if (irq === undefined) return -E.EFAULT;
         return this.physdevEoi(d, irq);
       }
       case PHYSDEVOP.irq_status_query: {
-        const irq = m.readU32(arg);
+        const irq = m.readU32(arg + A.physdev_irq_status_query.IRQ);
         if (irq === undefined) return -E.EFAULT;
         const r = this.physdevIrqStatusQuery(d, irq);
         if (r.rc < 0) return r.rc;
-        return m.writeU32(arg + 4, r.flags) ? 0 : -E.EFAULT;
+        return m.writeU32(arg + A.physdev_irq_status_query.FLAGS, r.flags) ? 0 : -E.EFAULT;
       }
       default:
         return -E.ENOSYS;
