@@ -60,6 +60,10 @@ export const PHY_STATUS = {
 /** Marvell PHY identifier: OUI 0x005043, model 0x02 (M88E1011) [8254x SDM 8.1.3/8.1.4]. */
 export const PHY_ID = { ID1: 0x0141, ID2: 0x0c20 } as const;
 
+/** M88 PHY Specific Status: speed and duplex resolved, link up (real time) [8254x SDM 8.1.13]. */
+const PSSR_RESOLVED = 1 << 11;
+const PSSR_LINK = 1 << 10;
+
 /** Link partner "acknowledge" bit, set once autonegotiation completed [IEEE 802.3 28.2.4.1.3]. */
 const LPA_ACK = 1 << 14;
 
@@ -154,6 +158,10 @@ export class Phy {
     }
     this.regs[PHY_REG.STATUS] = st;
     this.regs[PHY_REG.LP_ABILITY] = lpa;
+    // M88 PHY specific status: speed/duplex resolved (bit 11) and real-time link (bit 10)
+    // follow the link [8254x SDM 8.1.13]; speed 1000 and full duplex stay as negotiated.
+    const pssr = this.regs[PHY_REG.SPEC_STATUS]! & ~(PSSR_RESOLVED | PSSR_LINK);
+    this.regs[PHY_REG.SPEC_STATUS] = up ? pssr | PSSR_RESOLVED | PSSR_LINK : pssr;
   }
 
   /** MDIC read; `undefined` for a register that does not exist (MDIC.ERROR). */

@@ -238,8 +238,10 @@ describe("PHY through MDIC", () => {
 
   it("powering the PHY down drops the link", () => {
     const b = new Bench();
+    expect(mdic(b, "r", 0x11) & 0xffff).toBe(0xac00);
     mdic(b, "w", 0, 0x1140 | 0x800);
     expect(b.rd(R.STATUS) & 2).toBe(0);
+    expect(mdic(b, "r", 0x11) & 0x0c00).toBe(0); // M88 PSSR: not resolved, no link
     mdic(b, "w", 0, 0x1140);
     expect(b.rd(R.STATUS) & 2).toBe(2);
   });
