@@ -13,6 +13,8 @@ export interface MachineOptions {
   slave?: BlockDevice | undefined;
   secondaryMaster?: BlockDevice | undefined;
   disk?: AtaDiskOptions;
+  /** Options of device 1 (default: `disk` with serial PV00002). */
+  slaveDisk?: AtaDiskOptions;
   variant?: "piix3" | "piix4";
   /** PCI COMMAND value programmed at start (default IO | MASTER). */
   command?: number;
@@ -26,7 +28,7 @@ export function machine(o: MachineOptions = {}) {
   const irq15 = new RecordingIrqLine();
   const disks = {
     master: o.master ? new AtaDisk(o.master, o.disk) : undefined,
-    slave: o.slave ? new AtaDisk(o.slave, { ...o.disk, serial: "PV00002" }) : undefined,
+    slave: o.slave ? new AtaDisk(o.slave, o.slaveDisk ?? { ...o.disk, serial: "PV00002" }) : undefined,
     secondaryMaster: o.secondaryMaster ? new AtaDisk(o.secondaryMaster, o.disk) : undefined,
   };
   const ide = new PiixIde({

@@ -24,6 +24,7 @@ const nasm = externalTool("nasm", () => commandWorks("nasm", ["-v"]), "apt-get i
 
 const SECTORS = 20 * 16 * 63; // 20160: a 20/16/63 default geometry
 const SCRIPT_SECTORS = 60;
+const SLAVE_SECTORS = 10 * 16 * 63;
 const P = { DATA: 0x1f0, ERR: 0x1f1, COUNT: 0x1f2, LBAL: 0x1f3, LBAM: 0x1f4, LBAH: 0x1f5, DEV: 0x1f6, ST: 0x1f7, CTL: 0x3f6 } as const;
 const BM = { CMD: 0xc000, ST: 0xc002, PRDT: 0xc004 } as const;
 const CF8 = 0xcf8;
@@ -43,6 +44,8 @@ const KNOWN_DIFFERENCES: [RegExp, string][] = [
   [/^out of range: error$/, "IDNF for an address outside the device (QEMU reports ABRT)"],
   [/^dma out of range: (alt status before start|bm status|irq|status)/, "an out-of-range DMA command fails at once with IDNF, before DMARQ (QEMU waits for START, then ABRT)"],
   [/^power after standby: count$/, "CHECK POWER MODE reports standby (00h) after STANDBY IMMEDIATE (QEMU always FFh)"],
+  [/^device 1 pending, device 0 selected: irq$/, "only the selected device drives INTRQ [ATA/ATAPI-6 Device Control] (QEMU's line ignores selection)"],
+  [/^device 1 reselected: irq$/, "each device keeps its own INTRQ pending until its own Status is read (QEMU: one flag per channel)"],
   [/^nien cleared: irq$/, "clearing nIEN with INTRQ pending asserts the line [ATA/ATAPI-6 Device Control] (QEMU only gates raising)"],
 ];
 
@@ -230,11 +233,79 @@ function scenario(data: (lba: number, count: number) => Uint8Array): Script {
   return s;
 }
 
-function imageBytes(script: Uint8Array, boot: Uint8Array): Uint8Array {
-  const img = new Uint8Array(SECTORS * 512);
-  for (let s = 1 + SCRIPT_SECTORS; s < SECTORS; s++) img.set(pattern(s, 1, 0x5c), s * 512);
+/** Device 1 present: what changes with two devices on the channel. */
+function twoDisks(data: (lba: number, count: number) => Uint8Array): Script {
+  const s = new Script();
+  const regs = (l: string) =>
+    s.inb(P.ERR, `${l}: error`).inb(P.COUNT, `${l}: count`).inb(P.LBAL, `${l}: lba low`).inb(P.LBAM, `${l}: lba mid`).inb(P.LBAH, `${l}: lba high`).inb(P.DEV, `${l}: device`);
+  const select = (dev: number, lba: number, count: number) =>
+    s.outb(P.DEV, 0xe0 | (dev << 4)).outb(P.COUNT, count).outb(P.LBAL, lba & 0xff).outb(P.LBAM, (lba >>> 8) & 0xff).outb(P.LBAH, (lba >>> 16) & 0xff);
+  s.outl(CF8, cfg(0x20)).outl(CFC, 0xc000).outl(CF8, cfg(0x04)).outw(CFC, 0x0005);
+  s.outb(BM.CMD, 0).outb(BM.ST, 0x06);
+
+  s.outb(P.CTL, 0x04).outb(P.CTL, 0x00).poll(P.CTL, 0x80, 0, "srst: device 0 alt status");
+  regs("srst device 0");
+  s.outb(P.DEV, 0xb0).poll(P.CTL, 0x80, 0, "srst: device 1 alt status");
+  regs("srst device 1");
+  s.inb(P.ST, "srst device 1: status");
+
+  // IDENTIFY device 1 (its own serial and capacity).
+  s.outb(P.DEV, 0xb0).outb(P.ST, ATA_CMD.IDENTIFY_DEVICE).poll(P.CTL, 0x80, 0, "identify 1: alt status").irq("identify 1: irq").inb(P.ST, "identify 1: status");
+  s.inwN(P.DATA, 256, "identify 1").inb(P.ST, "identify 1: final status");
+
+  // PIO on device 1.
+  select(1, 700, 1);
+  s.outb(P.ST, ATA_CMD.READ_SECTORS).poll(P.CTL, 0x80, 0, "read 1: alt status").irq("read 1: irq").inb(P.ST, "read 1: status").inwN(P.DATA, 256, "read 1");
+  select(1, 800, 1);
+  s.outb(P.ST, ATA_CMD.WRITE_SECTORS).poll(P.CTL, 0x88, 0x08, "write 1: DRQ").outwN(P.DATA, data(800, 1)).poll(P.CTL, 0x80, 0, "write 1: done").irq("write 1: irq").inb(P.ST, "write 1: status");
+  regs("write 1");
+
+  // Device 0 still has its own data.
+  select(0, 700, 1);
+  s.outb(P.ST, ATA_CMD.READ_SECTORS).poll(P.CTL, 0x80, 0, "read 0: alt status").inb(P.ST, "read 0: status").inwN(P.DATA, 256, "read 0");
+
+  // DMA on device 1.
+  const prd = new Uint8Array(8);
+  new DataView(prd.buffer).setUint32(0, 0x20000, true);
+  new DataView(prd.buffer).setUint32(4, 0x80000000 | 1024, true);
+  s.outb(BM.ST, 0x06).memw(0x10000, prd).outl(BM.PRDT, 0x10000);
+  select(1, 900, 2);
+  s.outb(P.ST, ATA_CMD.READ_DMA).outb(BM.CMD, 0x09).poll(BM.ST, 0x04, 0x04, "dma 1: bm status").irq("dma 1: irq").inb(P.ST, "dma 1: status").outb(BM.CMD, 0);
+  s.memr(0x20000, 1024, "dma 1: memory");
+  s.outb(BM.ST, 0x06).memw(0x20000, data(950, 2));
+  select(1, 950, 2);
+  s.outb(P.ST, ATA_CMD.WRITE_DMA).outb(BM.CMD, 0x01).poll(BM.ST, 0x04, 0x04, "dma write 1: bm status").inb(P.ST, "dma write 1: status").outb(BM.CMD, 0).outb(BM.ST, 0x06);
+
+  // An interrupt from device 1, then device 0 selected.
+  s.outb(P.DEV, 0xb0).outb(P.ST, ATA_CMD.CHECK_POWER_MODE).poll(P.CTL, 0x80, 0, "device 1 done: alt status").irq("device 1 done: irq");
+  s.outb(P.DEV, 0xa0).irq("device 1 pending, device 0 selected: irq").inb(P.ST, "device 0: status");
+  s.outb(P.DEV, 0xb0).irq("device 1 reselected: irq").inb(P.ST, "device 1: status").irq("device 1 acked: irq");
+
+  // EXECUTE DEVICE DIAGNOSTIC with device 1 selected.
+  s.outb(P.DEV, 0xb0).outb(P.ST, ATA_CMD.EXECUTE_DEVICE_DIAGNOSTIC).poll(P.CTL, 0x80, 0, "diagnostic: alt status").irq("diagnostic: irq");
+  regs("diagnostic device 0");
+  s.inb(P.ST, "diagnostic device 0: status");
+  s.outb(P.DEV, 0xb0);
+  regs("diagnostic device 1");
+  s.inb(P.ST, "diagnostic device 1: status");
+
+  // SET MULTIPLE on device 1 does not change device 0.
+  s.outb(P.DEV, 0xb0).outb(P.COUNT, 2).outb(P.ST, ATA_CMD.SET_MULTIPLE_MODE).poll(P.CTL, 0x80, 0, "multiple 1: alt status").inb(P.ST, "multiple 1: status");
+  select(0, 600, 4);
+  s.outb(P.ST, ATA_CMD.READ_MULTIPLE).poll(P.CTL, 0x80, 0, "read multiple 0: alt status").inb(P.ST, "read multiple 0: status").inwN(P.DATA, 256 * 4, "read multiple 0");
+  s.inb(P.ST, "read multiple 0: final status");
+  select(1, 600, 4);
+  s.outb(P.ST, ATA_CMD.READ_MULTIPLE);
+  for (const b of [0, 1]) s.poll(P.CTL, 0x80, 0, `read multiple 1 block ${b}: alt status`).inb(P.ST, `read multiple 1 block ${b}: status`).inwN(P.DATA, 256 * 2, `read multiple 1 block ${b}`);
+  s.inb(P.ST, "read multiple 1: final status");
+  return s;
+}
+
+function imageBytes(base: Uint8Array, script: Uint8Array, boot: Uint8Array): Uint8Array {
+  const img = base.slice();
   img.set(boot, 0);
   if (script.length > SCRIPT_SECTORS * 512) throw new Error(`script of ${script.length} bytes does not fit`);
+  img.fill(0, 512, (1 + SCRIPT_SECTORS) * 512);
   img.set(script, 512);
   return img;
 }
@@ -259,59 +330,83 @@ function configPorts(ide: { configRead(o: number, s: 1 | 2 | 4): number; configW
   };
 }
 
-describe.skipIf(qemu.skip || nasm.skip)("differential against QEMU 7.2 PIIX3 IDE", () => {
-  it("the same register script reads the same values and leaves the same disk image", async () => {
-    qemu.check();
-    nasm.check();
-    const dir = mkdtempSync(join(tmpdir(), "hw-ide-qemu-"));
-    try {
-      const here = dirname(fileURLToPath(import.meta.url));
-      const bootPath = join(dir, "boot.bin");
-      const asm = spawnSync("nasm", ["-f", "bin", "-o", bootPath, join(here, "qemu", "boot.asm")], { encoding: "utf8" });
-      expect(asm.status, asm.stderr).toBe(0);
-      const data = (lba: number, count: number) => pattern(lba, count, 0xa7);
-      const script = scenario(data);
-      const image = imageBytes(script.encode(), readFileSync(bootPath));
-      const imgPath = join(dir, "disk.img");
-      const outPath = join(dir, "debugcon.bin");
-      writeFileSync(imgPath, image);
-      const run = spawnSync(
-        "qemu-system-x86_64",
-        ["-nodefaults", "-machine", "pc", "-accel", "tcg", "-display", "none", "-m", "16", "-no-reboot",
-          "-drive", `file=${imgPath},format=raw,if=ide,index=0`,
-          "-debugcon", `file:${outPath}`, "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
-        { encoding: "utf8", timeout: 120_000 },
-      );
-      expect(run.status, `QEMU exited with ${run.status}: ${run.stderr}`).toBe(1); // isa-debug-exit(0) -> 1
-      const theirs = new Uint8Array(readFileSync(outPath));
-      const qemuImage = new Uint8Array(readFileSync(imgPath));
-
-      const disk = new MemoryBlockDevice(SECTORS);
-      disk.data.set(image);
-      const m = machine({ master: disk, disk: { model: "QEMU HARDDISK", serial: "QM00001", firmware: "2.5+" } });
-      m.io.register({ base: CF8, length: 8 }, configPorts(m.ide), "pci config");
-      const ours = await runOnModel(script, {
-        io: m.io,
-        mem: m.mem,
-        irq14: m.irq14,
-        irq15: m.irq15,
-        step: async () => {
-          await m.drain();
-          m.clock.runNext();
-        },
-      });
-
-      const a = decode(script, ours);
-      const b = decode(script, theirs);
-      expect(theirs.length).toBe(ours.length);
-      const mismatches = a.flatMap((r, i) => (r.value === b[i]!.value ? [] : [{ label: r.label, ours: fmt(r.value), qemu: fmt(b[i]!.value) }]));
-      const unexplained = mismatches.filter((d) => !KNOWN_DIFFERENCES.some(([re]) => re.test(d.label)));
-      if (mismatches.length > 0) console.log(`known differences from QEMU 7.2:\n${mismatches.map((d) => `  ${d.label}: ours ${d.ours}, QEMU ${d.qemu}`).join("\n")}`);
-      expect(unexplained).toEqual([]);
-      expect(Buffer.from(disk.data).equals(Buffer.from(qemuImage))).toBe(true);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+/** Runs `script` on QEMU and on the model with the given images; compares everything. */
+async function differential(script: Script, images: { master: Uint8Array; slave?: Uint8Array }): Promise<void> {
+  qemu.check();
+  nasm.check();
+  const dir = mkdtempSync(join(tmpdir(), "hw-ide-qemu-"));
+  try {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const bootPath = join(dir, "boot.bin");
+    const asm = spawnSync("nasm", ["-f", "bin", "-o", bootPath, join(here, "qemu", "boot.asm")], { encoding: "utf8" });
+    expect(asm.status, asm.stderr).toBe(0);
+    const master = imageBytes(images.master, script.encode(), readFileSync(bootPath));
+    const paths = [join(dir, "master.img"), join(dir, "slave.img")] as const;
+    const outPath = join(dir, "debugcon.bin");
+    writeFileSync(paths[0], master);
+    const drives = ["-drive", `file=${paths[0]},format=raw,if=ide,index=0`];
+    if (images.slave) {
+      writeFileSync(paths[1], images.slave);
+      drives.push("-drive", `file=${paths[1]},format=raw,if=ide,index=1`);
     }
+    const run = spawnSync(
+      "qemu-system-x86_64",
+      ["-nodefaults", "-machine", "pc", "-accel", "tcg", "-display", "none", "-m", "16", "-no-reboot", ...drives,
+        "-debugcon", `file:${outPath}`, "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(run.status, `QEMU exited with ${run.status}: ${run.stderr}`).toBe(1); // isa-debug-exit(0) -> 1
+    const theirs = new Uint8Array(readFileSync(outPath));
+
+    const disk0 = new MemoryBlockDevice(master.length / 512);
+    disk0.data.set(master);
+    const disk1 = images.slave ? new MemoryBlockDevice(images.slave.length / 512) : undefined;
+    disk1?.data.set(images.slave!);
+    const m = machine({
+      master: disk0,
+      slave: disk1,
+      disk: { model: "QEMU HARDDISK", serial: "QM00001", firmware: "2.5+" },
+      slaveDisk: { model: "QEMU HARDDISK", serial: "QM00002", firmware: "2.5+" },
+    });
+    m.io.register({ base: CF8, length: 8 }, configPorts(m.ide), "pci config");
+    const ours = await runOnModel(script, {
+      io: m.io,
+      mem: m.mem,
+      irq14: m.irq14,
+      irq15: m.irq15,
+      step: async () => {
+        await m.drain();
+        m.clock.runNext();
+      },
+    });
+
+    const a = decode(script, ours);
+    const b = decode(script, theirs);
+    expect(theirs.length).toBe(ours.length);
+    const mismatches = a.flatMap((r, i) => (r.value === b[i]!.value ? [] : [{ label: r.label, ours: fmt(r.value), qemu: fmt(b[i]!.value) }]));
+    const unexplained = mismatches.filter((d) => !KNOWN_DIFFERENCES.some(([re]) => re.test(d.label)));
+    if (mismatches.length > 0) console.log(`known differences from QEMU 7.2:\n${mismatches.map((d) => `  ${d.label}: ours ${d.ours}, QEMU ${d.qemu}`).join("\n")}`);
+    expect(unexplained).toEqual([]);
+    expect(Buffer.from(disk0.data).equals(readFileSync(paths[0]))).toBe(true);
+    if (disk1) expect(Buffer.from(disk1.data).equals(readFileSync(paths[1]))).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function patterned(sectors: number, seed: number): Uint8Array {
+  const img = new Uint8Array(sectors * 512);
+  for (let s = 0; s < sectors; s++) img.set(pattern(s, 1, seed), s * 512);
+  return img;
+}
+
+describe.skipIf(qemu.skip || nasm.skip)("differential against QEMU 7.2 PIIX3 IDE", () => {
+  it("one disk: the same register script reads the same values and leaves the same disk image", async () => {
+    await differential(scenario((lba, count) => pattern(lba, count, 0xa7)), { master: patterned(SECTORS, 0x5c) });
+  }, 180_000);
+
+  it("master and slave: signatures, selection, diagnostics, PIO and DMA on device 1", async () => {
+    await differential(twoDisks((lba, count) => pattern(lba, count, 0x3d)), { master: patterned(SECTORS, 0x5c), slave: patterned(SLAVE_SECTORS, 0x11) });
   }, 180_000);
 });
 
