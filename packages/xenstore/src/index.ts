@@ -8,3 +8,4 @@ export { XenstoreClient, type XenstoreClientOptions } from "./client.ts";
 export { createLocalChannel, evtchnPort, type XenstorePort, type LocalChannelOptions } from "./port.ts";
 export { domainPath, resolvePath, SPECIAL_WATCH } from "./paths.ts";
 export { switchState, readState, waitForState } from "./handshake.ts";
+export { addXenbusDevice, removeXenbusDevice, xenbusDevicePaths, type XenbusDeviceSpec } from "./toolstack.ts";
