@@ -298,8 +298,8 @@ export const RXCSUM = {
   TUOFL: 1 << 9, // TCP/UDP checksum offload
 } as const;
 
-/** RXCSUM reset value: IPOFL and TUOFL set [8254x SDM 13.4.46]. */
-export const RXCSUM_RESET = RXCSUM.IPOFL | RXCSUM.TUOFL;
+/** RXCSUM reset value: PCSS 0, IPOFLD and TUOFLD clear (offloads off) [8254x SDM 13.4.46]. */
+export const RXCSUM_RESET = 0;
 
 /** PBA: receive allocation in KiB in bits 15:0; reset 48 KiB Rx [8254x SDM 13.4.12]. */
 export const PBA_RESET = 0x00100030;

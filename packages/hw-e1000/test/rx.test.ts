@@ -272,6 +272,8 @@ describe("receive descriptors and buffers", () => {
 
   it("reports IP and TCP checksums as verified, and errors for a corrupted one", () => {
     const b = new Bench();
+    expect(b.rd(R.RXCSUM)).toBe(0); // offloads are off after reset
+    b.wr(R.RXCSUM, 0x300); // IPOFLD | TUOFLD
     b.setupRx(EN | SECRC);
     const good = finishChecksums(buildPacket({ dst: MAC, src: PEER_MAC, proto: "tcp", payload: new Uint8Array(50).fill(7) }));
     b.wire.send(good);
