@@ -1008,6 +1008,12 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     return this.readLin16(this.segAddr(seg, off, 2));
   }
   read32(seg: number, off: number): number {
+    // Fast path: usable segment within its limit, paging off, aligned RAM.
+    if (this.segSlow[seg] === 0 && (off >>> 0) + 3 <= this.segLimit[seg]!) {
+      const lin = (this.segBase[seg]! + off) | 0;
+      if (!this.paging && (lin & 3) === this.align && lin >>> 0 < this.ramSize) return this.ram32[lin >>> 2]!;
+      return this.readLin32(lin);
+    }
     return this.readLin32(this.segAddr(seg, off, 4));
   }
   write8(seg: number, off: number, v: number): void {
@@ -1017,7 +1023,54 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.writeLin16(this.segWriteAddr(seg, off, 2), v);
   }
   write32(seg: number, off: number, v: number): void {
+    if ((this.segSlow[seg]! | this.segRO[seg]!) === 0 && (off >>> 0) + 3 <= this.segLimit[seg]!) {
+      const lin = (this.segBase[seg]! + off) | 0;
+      if (!this.paging && (lin & 3) === this.align && lin >>> 0 < this.ramSize) {
+        this.ram32[lin >>> 2] = v;
+        return;
+      }
+      this.writeLin32(lin, v);
+      return;
+    }
     this.writeLin32(this.segWriteAddr(seg, off, 4), v);
+  }
+
+  /**
+   * REP MOVS/STOS fast path (32-bit addressing, DF=0, paging off, flat RAM, no overlap): does
+   * the whole repetition at once and returns true, or returns false for the generic loop.
+   */
+  bulkString(movs: boolean, src: number, size: number, count: number): boolean {
+    if (this.paging || (this.segSlow[S_ES]! | this.segRO[S_ES]!) !== 0 || (movs && this.segSlow[src] !== 0)) return false;
+    const regs = this.regs;
+    const bytes = count * size;
+    const di = regs[7]! >>> 0;
+    if (di + bytes - 1 > this.segLimit[S_ES]!) return false;
+    const d = (this.segBase[S_ES]! + di) >>> 0;
+    if (d + bytes > this.ramSize) return false;
+    const ram = this.ram;
+    if (movs) {
+      const si = regs[6]! >>> 0;
+      if (si + bytes - 1 > this.segLimit[src]!) return false;
+      const sp = (this.segBase[src]! + si) >>> 0;
+      if (sp + bytes > this.ramSize || (d < sp + bytes && sp < d + bytes)) return false;
+      ram.copyWithin(d, sp, sp + bytes);
+      regs[6] = (si + bytes) | 0;
+    } else if (size === 1) {
+      ram.fill(this.r8[0]!, d, d + bytes);
+    } else {
+      const v = regs[0]!;
+      for (let i = 0; i < bytes; i += size) {
+        ram[d + i] = v;
+        ram[d + i + 1] = v >>> 8;
+        if (size === 4) {
+          ram[d + i + 2] = v >>> 16;
+          ram[d + i + 3] = v >>> 24;
+        }
+      }
+    }
+    regs[7] = (di + bytes) | 0;
+    regs[1] = 0;
+    return true;
   }
 
   /** Checks that a write of `size` at seg:off would not fault (for instructions that must be atomic). */

@@ -128,7 +128,28 @@ export function grp2Ev(countOf: number, os32: boolean): (c: X86Cpu) => void {
         const a = c.readE32W();
         const count = (countOf === 0 ? c.fetch8() : countOf === 1 ? 1 : c.r8[4]!) & 0x1f;
         if (count === 0) return;
-        c.writeE32R(shift(c, c.reg, a, count, 32));
+        const op = c.reg;
+        // Fast paths for SHL/SHR/SAR (count 1-31 on 32 bits).
+        if (op === 5) {
+          const r = a >>> count;
+          c.setSZP(r, 32, ((a >>> (count - 1)) & 1) | (((((r << 1) ^ r) >>> 31) & 1) << 11));
+          c.writeE32R(r);
+          return;
+        }
+        if (op === 4 || op === 6) {
+          const r = a << count;
+          const cf = (a >>> (32 - count)) & 1;
+          c.setSZP(r, 32, cf | ((((r >>> 31) ^ cf) & 1) << 11));
+          c.writeE32R(r);
+          return;
+        }
+        if (op === 7) {
+          const r = a >> count;
+          c.setSZP(r, 32, (a >> (count - 1)) & 1);
+          c.writeE32R(r);
+          return;
+        }
+        c.writeE32R(shift(c, op, a, count, 32));
       }
     : (c) => {
         c.modrm();

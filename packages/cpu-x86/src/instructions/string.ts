@@ -46,6 +46,7 @@ export function stringOp(kind: number, byteForm: boolean): (c: X86Cpu) => void {
     let count = rep !== 0 ? (as32 ? regs[1]! >>> 0 : r16[2]!) : 1;
     if (count === 0) return;
     const src = c.dataSeg;
+    if (rep !== 0 && as32 && (kind === 0 || kind === 2) && step > 0 && c.bulkString(kind === 0, src, size, count)) return;
     const bits = size * 8;
     let n = 0;
     for (;;) {
