@@ -9,6 +9,7 @@ export {
   E1000_DELAY_UNIT_NS,
   type E1000Options,
   type TxOptions,
+  type RxInfo,
   type E1000AttachResult,
   type E1000Statistics,
   type E1000DriverCounters,

@@ -153,6 +153,16 @@ export interface E1000Statistics extends E1000DriverCounters {
   hw: E1000HardwareCounters;
 }
 
+/** What the MAC found about a received frame. */
+export interface RxInfo {
+  /**
+   * Receive checksum offload: "verified" (IPv4 header and TCP/UDP checksums good),
+   * "ip-verified" (IPv4 header good, no TCP/UDP checksum checked), "bad" (either was wrong;
+   * the frame is delivered anyway), "none" (not checked: not IPv4, a fragment, ...).
+   */
+  readonly checksum: "verified" | "ip-verified" | "bad" | "none";
+}
+
 /** Why an attach failed. */
 export type E1000AttachResult = { ok: true; nic: E1000Nic } | { ok: false; reason: string };
 
@@ -250,7 +260,7 @@ export class E1000Nic implements NetDevice {
   private link = false;
   private speed = 0;
   private fullDuplex = false;
-  private receiveHandler: ((frame: Uint8Array) => void) | undefined;
+  private receiveHandler: ((frame: Uint8Array, info: RxInfo) => void) | undefined;
   private linkHandler: ((up: boolean) => void) | undefined;
   private linkWaiters: ((up: boolean) => void)[] = [];
   private watchdog: TimerId | undefined;
@@ -560,7 +570,11 @@ export class E1000Nic implements NetDevice {
     return this.link ? (this.fullDuplex ? "full" : "half") : undefined;
   }
 
-  onReceive(handler: (frame: Uint8Array) => void): void {
+  /**
+   * Sets the handler for received frames (a fresh copy each, FCS stripped). The optional
+   * second argument says what the MAC's receive checksum offload found.
+   */
+  onReceive(handler: (frame: Uint8Array, info: RxInfo) => void): void {
     this.receiveHandler = handler;
   }
 
@@ -885,7 +899,7 @@ export class E1000Nic implements NetDevice {
    * MAC with one RDT write, then the frames are delivered.
    */
   private cleanRx(): void {
-    const frames: Uint8Array[] = [];
+    const frames: [Uint8Array, RxInfo][] = [];
     let cleaned = 0;
     const dv = this.rxDesc;
     while (cleaned < this.rxCount) {
@@ -922,14 +936,23 @@ export class E1000Nic implements NetDevice {
         this.counters.rxErrors++;
         continue;
       }
-      if ((status & RXD_STA.IXSM) === 0) {
+      // Receive checksum offload result [8254x SDM 3.2.9; 3.2.3.1 IXSM/IPCS/TCPCS, 3.2.3.2 IPE/TCPE].
+      let checksum: RxInfo["checksum"] = "none";
+      if ((status & RXD_STA.IXSM) === 0 && (status & (RXD_STA.IPCS | RXD_STA.TCPCS)) !== 0) {
         const bad = ((status & RXD_STA.IPCS) !== 0 && (errors & RXD_ERR.IPE) !== 0) || ((status & RXD_STA.TCPCS) !== 0 && (errors & RXD_ERR.TCPE) !== 0);
-        if (bad) this.counters.rxChecksumErrors++;
-        else if ((status & RXD_STA.TCPCS) !== 0) this.counters.rxChecksumOk++;
+        if (bad) {
+          checksum = "bad";
+          this.counters.rxChecksumErrors++;
+        } else if ((status & RXD_STA.TCPCS) !== 0) {
+          checksum = "verified";
+          this.counters.rxChecksumOk++;
+        } else {
+          checksum = "ip-verified";
+        }
       }
       this.counters.rxPackets++;
       this.counters.rxBytes += frame.length;
-      frames.push(frame);
+      frames.push([frame, { checksum }]);
     }
     if (cleaned > 0) {
       // RDT = the last descriptor cleaned: the MAC owns up to, not including, it [8254x SDM 3.2.6].
@@ -937,9 +960,9 @@ export class E1000Nic implements NetDevice {
     }
     const h = this.receiveHandler;
     if (h === undefined) return;
-    for (const f of frames) {
+    for (const [f, info] of frames) {
       try {
-        h(f);
+        h(f, info);
       } catch (e) {
         this.platform.log(`${this.name}: receive handler threw: ${e instanceof Error ? e.message : String(e)}`);
       }

@@ -171,3 +171,43 @@ describe("checksumContext", () => {
     expect(checksumContext(icmp)).toBeUndefined();
   });
 });
+
+describe("receive checksum offload", () => {
+  it("tells the receiver what the MAC verified", async () => {
+    const { m, nic } = await up();
+    const got: [Uint8Array, string][] = [];
+    nic.onReceive((f, info) => got.push([f, info.checksum]));
+    const tcp = ipFrame("tcp", payload(100), { dst: NIC_MAC, src: PEER_MAC });
+    // Make its checksums valid the slow way, then break a copy.
+    const fix = (f: Uint8Array) => {
+      f[24] = f[25] = 0;
+      const ip = csum16(f.subarray(14, 34));
+      f[24] = ip >> 8;
+      f[25] = ip & 0xff;
+      f[50] = f[51] = 0;
+      const l4 = f.subarray(34);
+      const c = csum16([...f.subarray(26, 34), 0, 6, l4.length >> 8, l4.length & 0xff, ...l4]);
+      f[50] = c >> 8;
+      f[51] = c & 0xff;
+      return f;
+    };
+    const good = fix(tcp);
+    expect(ipHeaderValid(good) && l4Valid(good)).toBe(true);
+    const bad = good.slice();
+    bad[60] = bad[60]! ^ 0xff;
+    const arp = new Uint8Array(60);
+    arp.set(NIC_MAC, 0);
+    arp.set(PEER_MAC, 6);
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    m.wire.send(good);
+    m.wire.send(bad);
+    m.wire.send(arp);
+    await m.run(() => got.length === 3);
+    expect(got.map(([, c]) => c)).toEqual(["verified", "bad", "none"]);
+    expect(Array.from(got[1]![0])).toEqual(Array.from(bad)); // delivered anyway
+    const s = nic.statistics();
+    expect(s.rxChecksumOk).toBe(1);
+    expect(s.rxChecksumErrors).toBe(1);
+  });
+});
