@@ -112,6 +112,11 @@ export const UPCALL_COST_NS = 200;
 
 const E = XEN_ERRNO;
 
+/** Lets the host's event loop run every pending promise continuation (a macrotask turn). */
+function yieldToHost(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export class Hypervisor implements HvContext {
   readonly memory: MachineMemory;
   readonly clock: VirtualClock;
@@ -380,6 +385,20 @@ export class Hypervisor implements HvContext {
     this.table.delete(d.domid);
   }
 
+  /** One line per domain, like `xm list`: for the CLI. */
+  list(): { domid: DomId; name: string; kind: DomainKind; state: string; pages: number; cpuTimeNs: number; privileged: boolean; devices: string[] }[] {
+    return [...this.table.values()].map((d) => ({
+      domid: d.domid,
+      name: d.name,
+      kind: d.kind,
+      state: d.state,
+      pages: d.nrPages,
+      cpuTimeNs: d.cpuTime,
+      privileged: d.privileged,
+      devices: this.probed.filter((p) => p.owner === d.domid).map((p) => formatBdf(p.address)),
+    }));
+  }
+
   /** Accounting of what `domid` holds (a dead domain holds nothing). */
   resources(domid: DomId): DomainResources {
     const d = this.table.get(domid);
@@ -414,6 +433,25 @@ export class Hypervisor implements HvContext {
   /** Runs the machine (see {@link Scheduler.run}). */
   run(until = Infinity, maxSlices = Infinity): RunResult {
     return this.scheduler.run(until, maxSlices);
+  }
+
+  /**
+   * Like {@link run}, for kernels written with promises (a xenstore client's `await`): between
+   * scheduling steps it yields to the host's event loop so promise continuations run and post
+   * their tasks before virtual time moves on. "idle" only when nothing is runnable, no timer is
+   * pending, and the host had nothing left to do.
+   */
+  async runAsync(until = Infinity): Promise<RunResult> {
+    for (;;) {
+      await yieldToHost();
+      const s = this.scheduler.step(until);
+      if (s === "until") return "until";
+      if (s !== "idle") continue;
+      await yieldToHost();
+      if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined) continue;
+      if (until !== Infinity) this.clock.advanceTo(until);
+      return "idle";
+    }
   }
 
   /** Runs for `ns` of virtual time. */

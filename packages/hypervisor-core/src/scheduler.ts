@@ -151,6 +151,35 @@ export class Scheduler {
     }
   }
 
+  /**
+   * One scheduling decision: runs one slice ("ran"); or, with nothing runnable, moves time to
+   * the next timer and fires it ("timer"); or reports "until" / "idle" (time is not moved
+   * then, so host-side work such as promise continuations can still post tasks "now").
+   */
+  step(until = Infinity): "ran" | "timer" | "until" | "idle" {
+    if (this.clock.now() >= until) return "until";
+    const d = this.pick();
+    if (d !== undefined) {
+      this.slices++;
+      this.runSlice(d, until);
+      return "ran";
+    }
+    const next = this.clock.nextDeadline();
+    if (next === undefined) return "idle";
+    if (next > until) {
+      this.clock.advanceTo(until);
+      return "until";
+    }
+    this.clock.runNext();
+    return "timer";
+  }
+
+  /** Whether any domain could run now. */
+  hasRunnable(): boolean {
+    for (const d of this.domains) if (this.runnable(d)) return true;
+    return false;
+  }
+
   private runSlice(d: Domain, until: number): void {
     const clock = this.clock;
     const start = clock.now();
