@@ -193,6 +193,29 @@ describe.skipIf(qemu.skip)("interoperability with QEMU 7.2's -netdev dgram / str
     }
   });
 
+  it("stream: we connect to QEMU's listener (server=on)", { timeout: 90_000 }, async () => {
+    qemu.check();
+    const probe = createServer();
+    const port = await new Promise<number>((resolve) => probe.listen(0, "127.0.0.1", () => resolve((probe.address() as { port: number }).port)));
+    await new Promise<void>((r) => probe.close(() => r()));
+    const p = startQemu(`stream,id=n0,server=on,addr.type=inet,addr.host=127.0.0.1,addr.port=${port}`);
+    let ours: StreamBackend | undefined;
+    try {
+      for (let i = 0; i < 100 && ours === undefined; i++) {
+        try {
+          ours = await StreamBackend.connect({ host: "127.0.0.1", port });
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      expect(ours).toBeDefined();
+      await dhcpHandshake(ours!);
+    } finally {
+      await stopQemu(p);
+      await ours?.close();
+    }
+  });
+
   it("stream: QEMU connects to our listener; frames flow both ways with length prefixes", { timeout: 90_000 }, async () => {
     qemu.check();
     const ours = await StreamBackend.listen();
