@@ -15,6 +15,10 @@ export interface PcBoardOptions {
   ramBytes?: number;
   /** Use this buffer as RAM instead (e.g. a hypervisor's machine memory); overrides `ramBytes`. */
   ram?: ArrayBuffer;
+  /** Buses and IRQ router to build on, when something else (a hypervisor) already owns them. */
+  ports?: IoBus;
+  mmio?: IoBus;
+  irqs?: IrqRouter;
   clock?: VirtualClock;
   /**
    * Plug the i440FX chipset's own functions, as on the PC QEMU models: the host bridge at
@@ -34,8 +38,8 @@ export function defaultIrqRoute(address: PciAddress, pin: number): number {
 export class PcBoard {
   readonly clock: VirtualClock;
   readonly memory: PhysicalAddressSpace;
-  readonly ports = new IoBus(0x10000);
-  readonly irqs = new IrqRouter();
+  readonly ports: IoBus;
+  readonly irqs: IrqRouter;
   readonly pci: PciHostBridge;
   /** Host I/O of this machine's backends (wrap them with `trackBlockDevice`). */
   readonly hostIo = new HostIoTracker();
@@ -46,7 +50,9 @@ export class PcBoard {
 
   constructor(options: PcBoardOptions = {}) {
     this.clock = options.clock ?? new VirtualClock();
-    this.memory = new PhysicalAddressSpace(options.ram ?? options.ramBytes ?? 64 * 1024 * 1024);
+    this.ports = options.ports ?? new IoBus(0x10000);
+    this.irqs = options.irqs ?? new IrqRouter();
+    this.memory = new PhysicalAddressSpace(options.ram ?? options.ramBytes ?? 64 * 1024 * 1024, options.mmio);
     this.pci = new PciHostBridge(this.ports, this.memory);
     this.routeIrq = options.routeIrq ?? defaultIrqRoute;
     if (options.chipset ?? true) {

@@ -16,15 +16,16 @@ export class PhysicalAddressSpace implements GuestMemory {
    * @param ram RAM size in bytes, or an existing buffer to use as RAM (e.g. the machine memory
    * a hypervisor manages, so devices DMA into the very frames it hands to domains). Either way
    * a multiple of 4 KiB below the 3 GiB PCI hole.
+   * @param mmio the MMIO bus to route to (default: a new one).
    */
-  constructor(ram: number | ArrayBuffer) {
+  constructor(ram: number | ArrayBuffer, mmio?: IoBus) {
     const ramBytes = typeof ram === "number" ? ram : ram.byteLength;
     if (ramBytes <= 0 || ramBytes % PAGE_SIZE !== 0 || ramBytes > 0xc000_0000) {
       throw new RangeError(`RAM size ${ramBytes} must be a positive multiple of 4096 below 3 GiB`);
     }
     this.ram = new Uint8Array(typeof ram === "number" ? new ArrayBuffer(ramBytes) : ram);
     this.dv = new DataView(this.ram.buffer);
-    this.mmio = new IoBus(2 ** 32);
+    this.mmio = mmio ?? new IoBus(2 ** 32);
   }
 
   /** Claims an MMIO range (must lie above RAM). */
