@@ -117,7 +117,7 @@ export class TaskFile {
     }
   }
 
-  /** The reset/diagnostic signature of an ATA (non-packet) device [ATA8-ACS Table 184 ff]. */
+  /** The reset/diagnostic signature of an ATA (non-packet) device [ATA8-ACS signature and persistence: device signatures]. */
   signature(): void {
     this.count = 1;
     this.lbaLow = 1;
@@ -159,7 +159,7 @@ export class AtaDisk {
   readonly tf = new TaskFile();
   /** Status register [ATA/ATAPI-6 §7]. */
   status: number = ATA_STATUS.DRDY | ATA_STATUS.DSC;
-  /** Error register [ATA8-ACS §6.2]. */
+  /** Error register [ATA8-ACS Error field description]. */
   error: number = ATA_ERROR.DIAG_PASSED;
   /** INTRQ pending: set when the device requests an interrupt, cleared by a Status read, a command write or a reset. */
   intrq = false;
@@ -276,7 +276,7 @@ export class AtaDisk {
     this.execute(opcode & 0xff);
   }
 
-  /** SRST asserted: BSY, everything in flight abandoned [ATA/ATAPI-6 §9.2]. */
+  /** SRST asserted: BSY, everything in flight abandoned [ATA/ATAPI-6 §9]. */
   resetAssert(): void {
     this.abandon();
     this.setIntrq(false);
@@ -437,7 +437,7 @@ export class AtaDisk {
     this.phaseValue = "busy";
   }
 
-  /** Ends the command: status, error and the interrupt [ATA/ATAPI-6 §9.9 non-data, §9.10 PIO]. */
+  /** Ends the command: status, error and the interrupt [ATA/ATAPI-6 §9 non-data and PIO protocols]. */
   private finish(err: number, dsc = true): void {
     this.xfer = undefined;
     this.drained = undefined;
@@ -517,7 +517,7 @@ export class AtaDisk {
     const x: Transfer = { op, dma, ext, chs, block, lba, remaining: count };
     this.xfer = x;
     if (dma) {
-      // [ATA/ATAPI-6 §9.11] DMA: the device is ready for the data phase; QEMU reports DRQ here.
+      // [ATA/ATAPI-6 §9] DMA: the device is ready for the data phase; QEMU reports DRQ here.
       this.status = ATA_STATUS.DRDY | ATA_STATUS.DSC | ATA_STATUS.DRQ;
       this.phaseValue = "dma-wait";
       this.host?.dmaRequested();
@@ -527,7 +527,7 @@ export class AtaDisk {
       this.begin();
       this.after(this.timing.commandNs, () => this.readBlock(x));
     } else {
-      // [ATA/ATAPI-6 §9.10 PIO data-out]: DRQ for the first block without an interrupt.
+      // [ATA/ATAPI-6 §9 PIO data-out]: DRQ for the first block without an interrupt.
       this.pioOutBlock(x);
     }
   }
@@ -590,7 +590,7 @@ export class AtaDisk {
     };
   }
 
-  /** The end of a PIO data-in command: no interrupt after the last block [ATA/ATAPI-6 §9.10]. */
+  /** The end of a PIO data-in command: no interrupt after the last block [ATA/ATAPI-6 §9]. */
   private endData(): void {
     this.xfer = undefined;
     this.drained = undefined;
@@ -641,7 +641,7 @@ export class AtaDisk {
       this.putCount(x.remaining, x.ext);
       dma.endTransfer(short || plan.exhausted);
       if (short) {
-        // QEMU 7.2 and [BMIDE rev 1.0 §3.2]: PRDs shorter than the transfer end it with
+        // QEMU 7.2 and [BMIDE rev 1.0 Bus Master IDE Status Register]: PRDs shorter than the transfer end it with
         // neither interrupt nor error; the driver finds ACTIVE and INTERRUPT both clear.
         this.endData();
       } else {
@@ -998,7 +998,7 @@ export interface AtaDiskState {
   power: "active" | "idle" | "standby";
 }
 
-/** SET TRANSFER MODE's count value as a mode, or undefined when the drive lacks it [ATA8-ACS Table 48]. */
+/** SET TRANSFER MODE's count value as a mode, or undefined when the drive lacks it [ATA8-ACS SET FEATURES, transfer mode values]. */
 function parseTransferMode(v: number): TransferMode | undefined {
   if (v === ATA_XFER.PIO_DEFAULT || v === ATA_XFER.PIO_DEFAULT_NO_IORDY) return { kind: "pio", mode: 0 };
   const n = v & 7;

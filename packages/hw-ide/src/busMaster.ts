@@ -1,6 +1,6 @@
 /**
  * One channel's bus-master IDE engine: Command, Status and Descriptor Table Pointer registers
- * and the PRD walk [BMIDE rev 1.0 §2-§3], with QEMU 7.2's access rules (docs devices.md §2.8).
+ * and the PRD walk [BMIDE rev 1.0], with QEMU 7.2's access rules (docs devices.md §2.8).
  */
 import type { AccessSize, GuestMemory } from "@paravirt/vm-interfaces";
 import type { DmaEngine, DmaPlan } from "./ataDisk.ts";
@@ -94,7 +94,7 @@ export class BusMaster implements DmaEngine {
     }
   }
 
-  /** Sets INTERRUPT: the channel's interrupt line rose [BMIDE rev 1.0 §3.2]. */
+  /** Sets INTERRUPT: the channel's interrupt line rose [BMIDE rev 1.0 Bus Master IDE Status Register]. */
   interruptEdge(): void {
     this.status |= BM_STATUS.INTERRUPT;
   }

@@ -46,7 +46,7 @@ export interface IdeChannelState {
  * - The interrupt line follows the selected device's INTRQ while nIEN is clear [ATA/ATAPI-6
  *   §7 Device Control: INTRQ is high impedance when nIEN is set or the device is not selected];
  *   a Status read (not Alternate Status) clears INTRQ. Each rising edge sets the bus master's
- *   INTERRUPT bit [BMIDE rev 1.0 §3.2].
+ *   INTERRUPT bit [BMIDE rev 1.0 Bus Master IDE Status Register].
  * - SRST: both devices BSY while asserted; after release each sets its signature and clears
  *   BSY after its reset time, without an interrupt.
  */

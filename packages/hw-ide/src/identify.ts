@@ -1,5 +1,5 @@
 /**
- * IDENTIFY DEVICE data: 256 words describing an ATA disk [ATA8-ACS IDENTIFY DEVICE, Table 16],
+ * IDENTIFY DEVICE data: 256 words describing an ATA disk [ATA8-ACS IDENTIFY DEVICE data],
  * with the values QEMU 7.2 reports where ATA8-ACS leaves a choice (docs devices.md §2.5).
  *
  * Unlike QEMU, the block is rebuilt from the drive's current settings every time, so word 59
@@ -13,7 +13,7 @@ export interface Chs {
   readonly sectorsPerTrack: number;
 }
 
-/** The selected transfer mode [ATA8-ACS SET FEATURES, Table 48]. */
+/** The selected transfer mode [ATA8-ACS SET FEATURES, transfer mode values]. */
 export type TransferMode = { readonly kind: "pio" | "mwdma" | "udma"; readonly mode: number };
 
 /** Everything the identify block is computed from. */
@@ -38,7 +38,7 @@ export interface IdentifyParams {
   readonly transferMode: TransferMode;
 }
 
-/** Word numbers [ATA8-ACS Table 16]. */
+/** Word numbers [ATA8-ACS IDENTIFY DEVICE data]. */
 export const ID_WORD = {
   GENERAL_CONFIG: 0, // bit 15 = 0: ATA device
   CYLINDERS: 1, // obsolete: default cylinders
@@ -81,7 +81,7 @@ export const ID_WORD = {
   INTEGRITY: 255, // bits 7:0 = A5h, bits 15:8 = checksum
 } as const;
 
-/** Feature bits of words 82-87 [ATA8-ACS Table 16]. */
+/** Feature bits of words 82-87 [ATA8-ACS IDENTIFY DEVICE data]. */
 export const ID_FEATURE = {
   // word 82 / 85
   POWER_MANAGEMENT: 1 << 3,
@@ -197,7 +197,7 @@ export function identifyDevice(p: IdentifyParams): Uint16Array {
     w[ID_WORD.LOGICAL_SECTOR_SIZE + 1] = wordsPerSector >>> 16;
   }
   w[ID_WORD.SECTOR_SIZE_INFO] = sizeInfo;
-  // Integrity word [ATA8-ACS Table 16, word 255]: signature A5h, and a checksum making the
+  // Integrity word [ATA8-ACS IDENTIFY DEVICE data, word 255]: signature A5h, and a checksum making the
   // byte sum of the 512 bytes zero (QEMU leaves the word 0, which means "not supported").
   w[ID_WORD.INTEGRITY] = 0x00a5;
   let sum = 0;

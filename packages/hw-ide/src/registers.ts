@@ -5,9 +5,9 @@
  * - [ATA/ATAPI-6] T13/1410D rev. 3b, AT Attachment with Packet Interface - 6: §7 (register
  *   descriptions), §9 (protocols: PIO data-in/out, DMA, non-data, device reset).
  * - [ATA8-ACS] T13/1699-D rev. 3f, ATA/ATAPI Command Set: §7 (commands, cited by command name),
- *   Table 16 ff. (IDENTIFY DEVICE data).
+ *   the IDENTIFY DEVICE data table.
  * - [BMIDE rev 1.0] Programming Interface for Bus Master IDE Controller, rev. 1.0 (5/16/94):
- *   §2 (Physical Region Descriptor), §3 (bus-master IDE register description).
+ *   Physical Region Descriptor and bus-master register descriptions (cited by name).
  * - [PIIX] Intel 82371SB PIIX3 / 82371AB PIIX4 datasheets: IDE function configuration space.
  * - [QEMU] QEMU 7.2 hw/ide/{core,piix,pci}.c behaviour as recorded in docs devices.md §2.
  */
@@ -44,9 +44,9 @@ export const ATA_STATUS = {
   BSY: 0x80, // busy
 } as const;
 
-/** Error register bits [ATA8-ACS §6.2 Error field]. */
+/** Error register bits [ATA8-ACS Error field description]. */
 export const ATA_ERROR = {
-  /** Diagnostic code "device 0 passed, device 1 passed or not present" [ATA8-ACS EXECUTE DEVICE DIAGNOSTIC, Table 31]. */
+  /** Diagnostic code "device 0 passed, device 1 passed or not present" [ATA8-ACS EXECUTE DEVICE DIAGNOSTIC, diagnostic codes]. */
   DIAG_PASSED: 0x01,
   AMNF: 0x01, // obsolete address mark not found
   ABRT: 0x04, // command aborted
@@ -125,7 +125,7 @@ export const ATA_CMD = {
   READ_NATIVE_MAX_ADDRESS: 0xf8, // [ATA8-ACS READ NATIVE MAX ADDRESS]
 } as const;
 
-/** SET FEATURES subcommands in the Features register [ATA8-ACS SET FEATURES, Table 47]. */
+/** SET FEATURES subcommands in the Features register [ATA8-ACS SET FEATURES, subcommand codes]. */
 export const ATA_SETFEATURES = {
   ENABLE_WRITE_CACHE: 0x02,
   SET_TRANSFER_MODE: 0x03,
@@ -136,7 +136,7 @@ export const ATA_SETFEATURES = {
   ENABLE_REVERT_TO_DEFAULTS: 0xcc,
 } as const;
 
-/** SET TRANSFER MODE values in the Sector Count register [ATA8-ACS SET FEATURES, Table 48]. */
+/** SET TRANSFER MODE values in the Sector Count register [ATA8-ACS SET FEATURES, transfer mode values]. */
 export const ATA_XFER = {
   PIO_DEFAULT: 0x00, // PIO default mode
   PIO_DEFAULT_NO_IORDY: 0x01, // PIO default mode, disable IORDY
@@ -152,22 +152,22 @@ export const ATA_POWER = {
   ACTIVE_OR_IDLE: 0xff,
 } as const;
 
-/** Bus-master IDE register offsets from a channel's base (BMIBA + 0 / + 8) [BMIDE rev 1.0 §3]. */
+/** Bus-master IDE register offsets from a channel's base (BMIBA + 0 / + 8) [BMIDE rev 1.0 register layout]. */
 export const BM_REG = {
-  COMMAND: 0, // [BMIDE rev 1.0 §3.1] Bus Master IDE Command register (byte)
-  STATUS: 2, // [BMIDE rev 1.0 §3.2] Bus Master IDE Status register (byte)
-  PRDT: 4, // [BMIDE rev 1.0 §3.3] Descriptor Table Pointer register (dword)
-  /** Offset of the secondary channel's registers [BMIDE rev 1.0 §3, Table 1]. */
+  COMMAND: 0, // [BMIDE rev 1.0 Bus Master IDE Command Register] Bus Master IDE Command register (byte)
+  STATUS: 2, // [BMIDE rev 1.0 Bus Master IDE Status Register] Bus Master IDE Status register (byte)
+  PRDT: 4, // [BMIDE rev 1.0 Descriptor Table Pointer Register] Descriptor Table Pointer register (dword)
+  /** Offset of the secondary channel's registers [BMIDE rev 1.0 register layout]. */
   SECONDARY: 8,
 } as const;
 
-/** Bus Master IDE Command register bits [BMIDE rev 1.0 §3.1]. */
+/** Bus Master IDE Command register bits [BMIDE rev 1.0 Bus Master IDE Command Register]. */
 export const BM_CMD = {
   START: 0x01, // start/stop bus master
   READ: 0x08, // direction: 1 = bus master writes memory (device-to-memory, a disk read)
 } as const;
 
-/** Bus Master IDE Status register bits [BMIDE rev 1.0 §3.2]. */
+/** Bus Master IDE Status register bits [BMIDE rev 1.0 Bus Master IDE Status Register]. */
 export const BM_STATUS = {
   ACTIVE: 0x01, // bus master IDE active (read-only)
   ERROR: 0x02, // error transferring to/from memory (write 1 to clear)
@@ -177,7 +177,7 @@ export const BM_STATUS = {
   SIMPLEX: 0x80, // simplex only (read-only, 0 on PIIX)
 } as const;
 
-/** Physical Region Descriptor fields [BMIDE rev 1.0 §2]. */
+/** Physical Region Descriptor fields [BMIDE rev 1.0 Physical Region Descriptor]. */
 export const PRD = {
   SIZE: 8, // bytes per entry: u32 base address, u16 byte count (0 = 64 KiB), u16 flags
   EOT: 0x8000, // flags bit 15: end of table
