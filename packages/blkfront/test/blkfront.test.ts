@@ -141,6 +141,32 @@ describe("data", () => {
   });
 });
 
+describe("guest pages", () => {
+  it("grants the caller's own pages directly when it can name their frames", async () => {
+    const { front, disk, domU, xen } = await rig({ directPages: true });
+    // Four consecutive guest pages, viewed as one 16 KiB buffer, plus a 512-byte tail elsewhere.
+    const pages = [domU.pages.allocPage(), domU.pages.allocPage(), domU.pages.allocPage(), domU.pages.allocPage()];
+    const buf = new Uint8Array(pages[0]!.bytes.buffer, pages[0]!.bytes.byteOffset, 4 * 4096);
+    buf.set(pattern(buf.length, 21));
+    await front.write(64, buf);
+    expect(front.stats.directPages).toBe(4);
+    expect(front.stats.bouncedPages).toBe(0);
+    expect(same(disk.data.subarray(64 * 512, 64 * 512 + buf.length), buf)).toBe(true);
+    buf.fill(0);
+    await front.read(64, buf);
+    expect(front.stats.directPages).toBe(8);
+    expect(same(buf, pattern(buf.length, 21))).toBe(true);
+    // A buffer that is not guest memory, or not whole pages, is copied.
+    const plain = new Uint8Array(4096 + 512);
+    await front.read(64, plain);
+    expect(front.stats.bouncedPages).toBe(2);
+    expect(same(plain.subarray(0, 4096), pattern(buf.length, 21).subarray(0, 4096))).toBe(true);
+    await xen.settle();
+    expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
+    for (const p of pages) domU.pages.freePage(p);
+  });
+});
+
 describe("ordering", () => {
   it("completes requests out of order", async () => {
     const disk = new MemoryBlockDevice(1024);

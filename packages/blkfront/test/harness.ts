@@ -60,6 +60,8 @@ export async function rig(o: {
   back?: Partial<BlkbackOptions>;
   front?: Partial<BlkfrontOptions>;
   mode?: string;
+  /** Give the frontend `frameOf` over the guest's memory (direct grants of guest pages). */
+  directPages?: boolean;
   /** Deliver events through this timer queue instead of microtasks. */
   timers?: TimerQueue;
   /** Runs after the backend started, before the frontend connects. */
@@ -73,7 +75,7 @@ export async function rig(o: {
   const back = new Blkback({ xen: dom0, device: o.device ?? disk, frontendDomid: 1, devid: DEVID, ...o.back });
   await back.start();
   await o.beforeFront?.(xen, paths);
-  const front = new Blkfront({ xen: domU, devid: DEVID, ...o.front });
+  const front = new Blkfront({ xen: domU, devid: DEVID, ...(o.directPages ? { frameOf: (b: Uint8Array) => domU.memory.frameOf(b) } : {}), ...o.front });
   await settled(xen, front.connect());
   return { xen, dom0, domU, disk, back, front, paths };
 }

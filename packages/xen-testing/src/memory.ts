@@ -62,6 +62,16 @@ export class DomainMemory implements PageAllocator {
     return new Uint8Array(this.buffer, i * PAGE_SIZE, PAGE_SIZE);
   }
 
+  /**
+   * The frame of `bytes` when it is exactly one allocated page of this memory (page-sized and
+   * page-aligned), else undefined: what a frontend needs to grant a caller's buffer directly.
+   */
+  frameOf(bytes: Uint8Array): number | undefined {
+    if (bytes.buffer !== this.buffer || bytes.byteLength !== PAGE_SIZE || bytes.byteOffset % PAGE_SIZE !== 0) return undefined;
+    const i = bytes.byteOffset / PAGE_SIZE;
+    return this.used[i] ? FIRST_FRAME + i : undefined;
+  }
+
   /** Machine address of an allocated frame. */
   machineAddress(frame: number): number {
     return (this.mfnBase + (frame - FIRST_FRAME)) * PAGE_SIZE;

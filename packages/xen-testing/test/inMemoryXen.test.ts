@@ -31,6 +31,17 @@ describe("memory", () => {
     expect(() => domU.pages.freePage(a)).toThrow(RangeError);
     expect(domU.memory.allocated).toBe(1);
   });
+
+  it("names the frame of a whole allocated page, and nothing else", () => {
+    const { domU } = setup();
+    const a = domU.pages.allocPage();
+    expect(domU.memory.frameOf(a.bytes)).toBe(a.frame);
+    expect(domU.memory.frameOf(a.bytes.subarray(0, 512))).toBeUndefined();
+    expect(domU.memory.frameOf(new Uint8Array(4096))).toBeUndefined();
+    const b = domU.pages.allocPage();
+    domU.pages.freePage(b);
+    expect(domU.memory.frameOf(b.bytes)).toBeUndefined();
+  });
 });
 
 describe("grant table v1", () => {
