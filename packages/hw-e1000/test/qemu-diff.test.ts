@@ -51,6 +51,7 @@ const RXB = 0x330000;
 
 /** Values where the model follows the manual instead of QEMU: label → bits compared. */
 const MASKS: Record<string, number> = {
+  ...Object.fromEntries([0, 2, 0x3f].flatMap((w) => Array.from({ length: 16 }, (_, i) => [`eecd.${w}.${i}`, ~0x80]))), // GNT as below
   "cfg.3c": 0xffffff00, // interrupt line: SeaBIOS programs it in QEMU
   eecd: ~0x80, // EECD.GNT: QEMU always grants, the model grants while REQ is held
   "phy.1": ~0x20, // BMSR.AN_COMPLETE: QEMU clears it at reset (devices.md §1.5); the link did negotiate
@@ -91,6 +92,25 @@ function buildScript(): { script: Script; inject: Uint8Array[] } {
     s.r32(M(off), name);
   }
   for (const w of [0, 1, 2, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x20, 0x3f]) s.w32(M(EERD), (w << 8) | 1).r32(M(EERD), `eerd.${w}`);
+  // EEPROM bit-banging through EECD exactly as Linux' e1000_read_eeprom does for Microwire parts.
+  for (const w of [0, 2, 0x3f]) {
+    const REQ = 0x40,
+      CS = 0x2,
+      SK = 0x1,
+      DI = 0x4;
+    s.w32(M(EECD), REQ).w32(M(EECD), REQ | CS);
+    const out = (v: number, n: number) => {
+      for (let m = 1 << (n - 1); m; m >>= 1) {
+        const e = REQ | CS | (v & m ? DI : 0);
+        s.w32(M(EECD), e).w32(M(EECD), e | SK).w32(M(EECD), e);
+      }
+      s.w32(M(EECD), REQ | CS);
+    };
+    out(0b110, 3);
+    out(w, 6);
+    for (let i = 0; i < 16; i++) s.w32(M(EECD), REQ | CS | SK).r32(M(EECD), `eecd.${w}.${i}`).w32(M(EECD), REQ | CS);
+    s.w32(M(EECD), REQ).w32(M(EECD), REQ | SK).w32(M(EECD), REQ).w32(M(EECD), 0);
+  }
   for (const r of [0, 1, 2, 3, 4, 5, 9, 10, 0x10, 0x11, 0x14]) s.w32(M(MDIC), (2 << 26) | (1 << 21) | (r << 16)).r32(M(MDIC), `phy.${r}`);
   s.w32(M(MDIC), (2 << 26) | (2 << 21) | (2 << 16)).r32(M(MDIC), "phy.badaddr");
   // Interrupt cause registers.
@@ -163,6 +183,17 @@ function buildScript(): { script: Script; inject: Uint8Array[] } {
   ] as const) {
     s.r32(M(off), name);
   }
+  // Autonegotiation restart (what Linux' copper link setup does): the link drops, then comes
+  // back with LSC after QEMU's 500 ms.
+  s.r32(M(ICR), "icr.before-an");
+  s.w32(M(MDIC), (1 << 26) | (1 << 21) | (0 << 16) | 0x1140 | 0x0200);
+  s.r32(M(STATUS), "status.an-running");
+  s.w32(M(MDIC), (2 << 26) | (1 << 21) | (1 << 16)).r32(M(MDIC), "phy.1.an-running");
+  s.until(M(STATUS), 0x80080783);
+  s.r32(M(STATUS), "status.an-done");
+  s.w32(M(MDIC), (2 << 26) | (1 << 21) | (1 << 16)).r32(M(MDIC), "phy.1.an-done");
+  s.w32(M(MDIC), (2 << 26) | (1 << 21) | (5 << 16)).r32(M(MDIC), "phy.5.an-done");
+  s.r32(M(ICR), "icr.an-done");
   const inject = [
     frameTo(Uint8Array.of(0x52, 0x54, 0x00, 0x99, 0x99, 0x99), 70), // other unicast: filtered
     frameTo(Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb), 70), // multicast, empty MTA: filtered

@@ -246,9 +246,13 @@ export function runOnModel(bench: Bench, script: Script, mmioBase: number, respo
         values.set(s.label!, read(s.a));
         break;
       case OP.POLL:
-      case OP.UNTIL:
+      case OP.UNTIL: {
         for (const f of queued.splice(0)) bench.wire.send(f);
+        // Spinning costs the guest time: let virtual time run (1 ms steps, at most 10 s).
+        const waiting = () => (s.op === OP.POLL ? read(s.a) === s.b : read(s.a) !== s.b);
+        for (let t = 0; waiting() && t < 10_000; t++) bench.clock.advanceBy(1_000_000);
         break;
+      }
       default:
         break;
     }
