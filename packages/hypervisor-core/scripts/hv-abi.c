@@ -58,6 +58,9 @@ int main(void) {
   OFF(gnttab_dump_table, dom); OFF(gnttab_dump_table, status);
   OFF(gnttab_set_version, version); OFF(gnttab_get_version, dom); OFF(gnttab_get_version, version);
   K(GNTTAB_RESERVED_CONSOLE); K(GNTTAB_RESERVED_XENSTORE);
+  /* xen.h mmu_update */
+  SZ(mmu_update); OFF(mmu_update, ptr); OFF(mmu_update, val);
+  K(MMU_NORMAL_PT_UPDATE); K(MMU_MACHPHYS_UPDATE); K(MMU_PT_UPDATE_PRESERVE_AD);
   /* sched.h, physdev.h */
   OFF(sched_shutdown, reason);
   OFF(physdev_eoi, irq); OFF(physdev_irq_status_query, irq); OFF(physdev_irq_status_query, flags);

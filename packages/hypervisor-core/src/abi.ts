@@ -44,6 +44,13 @@ export const HYPERVISOR = {
   domctl: 36,
 } as const;
 
+/** `struct mmu_update` request types, in `ptr[1:0]` [xen.h MMU_*]. */
+export const MMU = {
+  NORMAL_PT_UPDATE: 0,
+  MACHPHYS_UPDATE: 1,
+  PT_UPDATE_PRESERVE_AD: 2,
+} as const;
+
 /** `SCHEDOP_*` [xen/include/public/sched.h]. */
 export const SCHEDOP = {
   yield: 0,
@@ -158,4 +165,6 @@ export const ARGS_X86_32 = {
   sched_shutdown: { REASON: 0 },
   physdev_eoi: { IRQ: 0 },
   physdev_irq_status_query: { IRQ: 0, FLAGS: 4 },
+  /** struct mmu_update [xen.h] */
+  mmu_update: { PTR: 0, VAL: 8, SIZE: 16 },
 } as const;

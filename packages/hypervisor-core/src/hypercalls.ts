@@ -10,7 +10,7 @@
  */
 import { EVTCHNOP, EVTCHNSTAT, GNTMAP, GNTTABOP, GNTCOPY } from "@paravirt/device-channel";
 import { DOMID, GNTST, XEN_ERRNO, type DomId } from "@paravirt/vm-interfaces";
-import { ARGS_X86_32 as A, CONSOLEIO, DOMCTL, HYPERVISOR, PHYSDEVOP, SCHEDOP, VMASST, XENVER, XEN_VERSION } from "./abi.ts";
+import { ARGS_X86_32 as A, CONSOLEIO, DOMCTL, MMU, HYPERVISOR, PHYSDEVOP, SCHEDOP, VMASST, XENVER, XEN_VERSION } from "./abi.ts";
 import type { Domain, GuestVirtualMemory, X86Registers } from "./domain.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
 import type { CopyOp, MapResult } from "./grantTable.ts";
@@ -30,6 +30,7 @@ type X86Handler = (d: Domain, regs: X86Registers, mem: GuestVirtualMemory) => nu
 
 /** The hypercalls with an implementation, and the sub-operations each one covers. */
 export const HYPERCALL_COVERAGE: readonly HypercallInfo[] = [
+  { nr: HYPERVISOR.mmu_update, name: "mmu_update", subops: ["MMU_MACHPHYS_UPDATE"] },
   { nr: HYPERVISOR.sched_op, name: "sched_op", subops: ["yield", "block", "shutdown"] },
   { nr: HYPERVISOR.set_timer_op, name: "set_timer_op", subops: [] },
   { nr: HYPERVISOR.xen_version, name: "xen_version", subops: ["version", "extraversion", "pagesize"] },
@@ -56,6 +57,7 @@ export class Hypercalls {
     this.x86Table.set(HYPERVISOR.xen_version, (d, r) => this.xenVersion(d, r.ebx));
     this.x86Table.set(HYPERVISOR.vm_assist, (d, r) => this.vmAssist(d, r.ebx, r.ecx));
     this.x86Table.set(HYPERVISOR.console_io, (d, r, m) => this.x86ConsoleIo(d, r.ebx, r.ecx, r.edx, m));
+    this.x86Table.set(HYPERVISOR.mmu_update, (d, r, m) => this.x86MmuUpdate(d, r.ebx, r.ecx, r.edx, r.esi, m));
     this.x86Table.set(HYPERVISOR.physdev_op, (d, r, m) => this.x86PhysdevOp(d, r.ebx, r.ecx, m));
   }
 
@@ -160,6 +162,31 @@ export class Hypercalls {
     this.count(HYPERVISOR.sched_op);
     this.hv.shutdown(d, reason);
     return 0;
+  }
+
+  // ---------------------------------------------------------------- mmu_update (1)
+
+  /**
+   * mmu_update: applies `reqs` in order, stopping at the first failure; returns 0 or a negated
+   * errno and how many were done. Only MMU_MACHPHYS_UPDATE (an M2P entry for a frame the PV
+   * domain owns) is implemented: page-table updates need cpu-x86's validated page tables.
+   */
+  mmuUpdate(d: Domain, reqs: readonly { ptr: number; val: number }[], foreignDom: DomId = DOMID.SELF): { rc: number; done: number } {
+    this.count(HYPERVISOR.mmu_update);
+    const owner = this.hv.resolveDomain(d, foreignDom);
+    if (owner === undefined) return { rc: -E.ESRCH, done: 0 };
+    if (owner !== d && !d.privileged) return { rc: -E.EPERM, done: 0 };
+    let done = 0;
+    for (const req of reqs) {
+      const type = req.ptr % 4;
+      if (type !== MMU.MACHPHYS_UPDATE) return { rc: -E.ENOSYS, done };
+      const mfn = Math.floor(req.ptr / 4096);
+      const mem = this.hv.memory;
+      if (owner.translated || !mem.valid(mfn) || mem.owner[mfn] !== owner.domid || req.val < 0 || req.val >= owner.nrPages) return { rc: -E.EINVAL, done };
+      mem.m2p[mfn] = req.val;
+      done++;
+    }
+    return { rc: 0, done };
   }
 
   // ---------------------------------------------------------------- others
@@ -421,6 +448,25 @@ export class Hypercalls {
       default:
         return -E.ENOSYS;
     }
+  }
+
+  private x86MmuUpdate(d: Domain, reqs: number, count: number, successCount: number, foreignDom: number, m: GuestVirtualMemory): number {
+    const n = count & 0x7fffffff; // bit 31: MMU_UPDATE_PREEMPTED
+    if (n > 4096) return -E.EINVAL;
+    const L = A.mmu_update;
+    const list: { ptr: number; val: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = reqs + i * L.SIZE;
+      const plo = m.readU32(a + L.PTR);
+      const phi = m.readU32(a + L.PTR + 4);
+      const vlo = m.readU32(a + L.VAL);
+      const vhi = m.readU32(a + L.VAL + 4);
+      if (plo === undefined || phi === undefined || vlo === undefined || vhi === undefined) return -E.EFAULT;
+      list.push({ ptr: plo + phi * 2 ** 32, val: vlo + vhi * 2 ** 32 });
+    }
+    const r = this.mmuUpdate(d, list, foreignDom & 0xffff);
+    if (successCount !== 0 && !m.writeU32(successCount, r.done)) return -E.EFAULT;
+    return r.rc;
   }
 
   private x86SchedOp(d: Domain, cmd: number, arg: number, m: GuestVirtualMemory): number {

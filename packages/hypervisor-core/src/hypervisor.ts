@@ -241,6 +241,7 @@ export class Hypervisor implements HvContext {
         d.p2m[pfn] = mfn;
       }
     }
+    for (let pfn = 0; pfn < pages; pfn++) this.memory.m2p[d.p2m[pfn]!] = pfn;
     first = this.memory.allocFrame(domid, FRAME_TYPE.shared_info);
     if (first < 0 || !this.gnttab.init(d)) {
       undo();
@@ -666,6 +667,7 @@ export class Hypervisor implements HvContext {
     pfns.forEach((pfn, i) => {
       this.memory.freeFrame(d.p2m[pfn]!);
       d.p2m[pfn] = first + i;
+      this.memory.m2p[first + i] = pfn;
     });
     return first;
   }

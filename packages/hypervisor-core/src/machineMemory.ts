@@ -43,6 +43,8 @@ export class MachineMemory implements GuestMemory {
   readonly type: Uint8Array;
   /** Grant-mapping references per frame. */
   readonly refs: Uint32Array;
+  /** Machine → pseudo-physical map (Xen's M2P, `machine_to_phys_mapping`), -1 where none. */
+  readonly m2p: Int32Array;
   /** Frames whose owner is gone, kept until their references drop. */
   readonly zombie: Uint8Array;
   private free: number;
@@ -63,6 +65,7 @@ export class MachineMemory implements GuestMemory {
     this.type = new Uint8Array(frameCount);
     this.refs = new Uint32Array(frameCount);
     this.zombie = new Uint8Array(frameCount);
+    this.m2p = new Int32Array(frameCount).fill(-1);
     this.free = frameCount;
   }
 
@@ -118,6 +121,7 @@ export class MachineMemory implements GuestMemory {
     if (this.owner[mfn] === NO_OWNER) throw new Error(`double free of mfn 0x${mfn.toString(16)}`);
     this.owner[mfn] = NO_OWNER;
     this.type[mfn] = FRAME_TYPE.free;
+    this.m2p[mfn] = -1;
     this.refs[mfn] = 0;
     this.zombie[mfn] = 0;
     this.free++;

@@ -148,4 +148,43 @@ describe("the x86 PV register path lands in the same hypercall implementations",
     expect(dom0Hits).toBe(1); // the bind_interdomain kick
     expect(hv.hypercalls.counts.get(HYPERVISOR.grant_table_op)).toBeGreaterThanOrEqual(3);
   });
+
+  it("mmu_update records M2P entries for the guest's own frames only, stopping at the first bad one", () => {
+    const hv = new Hypervisor({ memoryFrames: 512 });
+    const dom0 = hv.createNativeDomain({ name: "dom0", privileged: true, memoryPages: 16 });
+    const reqs = 0x2000;
+    const count = 0x2100;
+    let mine: number[] = [];
+    const steps = [
+      (r: X86Registers, m: GuestVirtualMemory) => {
+        // Swap the M2P entries of pfns 3 and 4 (as PV GRUB does for its console/xenstore pages).
+        const put = (i: number, mfn: number, pfn: number) => {
+          m.writeU32(reqs + i * 16, ((mfn * 4096) | 1) >>> 0);
+          m.writeU32(reqs + i * 16 + 4, 0);
+          m.writeU32(reqs + i * 16 + 8, pfn);
+          m.writeU32(reqs + i * 16 + 12, 0);
+        };
+        put(0, mine[3]!, 4);
+        put(1, mine[4]!, 3);
+        put(2, dom0.record.p2m[0]!, 1); // not ours
+        put(3, mine[5]!, 5);
+        r.eax = HYPERVISOR.mmu_update;
+        r.ebx = reqs;
+        r.ecx = 4;
+        r.edx = count;
+        r.esi = DOMID.SELF;
+        return "hypercall" as const;
+      },
+    ];
+    const vcpu = new ScriptedVcpu(steps);
+    const pv = hv.createPvDomain({ name: "pv", memoryPages: 16, vcpu });
+    mine = [...pv.p2m];
+    vcpu.memory = identityVirtualMemory(hv.pseudoPhysical(pv.domid));
+    hv.run();
+    expect(vcpu.results[0]).toBe(-22);
+    expect(vcpu.memory.readU32(count)).toBe(2);
+    expect(hv.memory.m2p[mine[3]!]).toBe(4);
+    expect(hv.memory.m2p[mine[4]!]).toBe(3);
+    expect(hv.memory.m2p[dom0.record.p2m[0]!]).toBe(0);
+  });
 });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { commandWorks, debianPackage, externalTool } from "@paravirt/test-support";
 import { describe, expect, it } from "vitest";
 import {
-  ARGS_X86_32 as A, CONSOLEIO, DOMCTL, GNTTAB_RESERVED, HYPERVISOR, NR_EVTCHN_PORTS, PHYSDEVOP, SCHEDOP, SHARED_INFO, SHUTDOWN,
+  ARGS_X86_32 as A, CONSOLEIO, DOMCTL, MMU, GNTTAB_RESERVED, HYPERVISOR, NR_EVTCHN_PORTS, PHYSDEVOP, SCHEDOP, SHARED_INFO, SHUTDOWN,
   VCPU_INFO, VCPU_TIME_INFO, VMASST, XENIRQSTAT, XENVER,
 } from "../src/index.ts";
 
@@ -74,6 +74,8 @@ const ours: Record<string, number> = {
   GNTTAB_RESERVED_CONSOLE: GNTTAB_RESERVED.CONSOLE, GNTTAB_RESERVED_XENSTORE: GNTTAB_RESERVED.XENSTORE,
   "sched_shutdown.reason": A.sched_shutdown.REASON, "physdev_eoi.irq": A.physdev_eoi.IRQ,
   "physdev_irq_status_query.irq": A.physdev_irq_status_query.IRQ, "physdev_irq_status_query.flags": A.physdev_irq_status_query.FLAGS,
+  "sizeof.mmu_update": A.mmu_update.SIZE, "mmu_update.ptr": A.mmu_update.PTR, "mmu_update.val": A.mmu_update.VAL,
+  ...consts("MMU_", MMU),
   ...consts("__HYPERVISOR_", HYPERVISOR),
   ...consts("SCHEDOP_", SCHEDOP),
   ...consts("SHUTDOWN_", SHUTDOWN),
