@@ -43,6 +43,7 @@ const KNOWN_DIFFERENCES: [RegExp, string][] = [
   [/^identify after set multiple\[59\]$/, "word 59 follows SET MULTIPLE MODE (QEMU caches the block)"],
   [/^out of range: error$/, "IDNF for an address outside the device (QEMU reports ABRT)"],
   [/^dma out of range: (alt status before start|bm status|irq|status)/, "an out-of-range DMA command fails at once with IDNF, before DMARQ (QEMU waits for START, then ABRT)"],
+  [/^chs sector 0: (alt status|status|error)$/, "READ VERIFY SECTORS checks its address: CHS sector 0 is IDNF (QEMU verifies nothing)"],
   [/^power after standby: count$/, "CHECK POWER MODE reports standby (00h) after STANDBY IMMEDIATE (QEMU always FFh)"],
   [/^device 1 pending, device 0 selected: irq$/, "only the selected device drives INTRQ [ATA/ATAPI-6 Device Control] (QEMU's line ignores selection)"],
   [/^device 1 reselected: irq$/, "each device keeps its own INTRQ pending until its own Status is read (QEMU: one flag per channel)"],
@@ -301,6 +302,92 @@ function twoDisks(data: (lba: number, count: number) => Uint8Array): Script {
   return s;
 }
 
+/** Addressing modes and corners: CHS, LBA48 PIO, 32-bit PIO writes, SRST in a data phase. */
+function corners(data: (lba: number, count: number) => Uint8Array): Script {
+  const s = new Script();
+  const regs = (l: string) =>
+    s.inb(P.ERR, `${l}: error`).inb(P.COUNT, `${l}: count`).inb(P.LBAL, `${l}: lba low`).inb(P.LBAM, `${l}: lba mid`).inb(P.LBAH, `${l}: lba high`).inb(P.DEV, `${l}: device`);
+  const hob = (l: string) => s.outb(P.CTL, 0x80).inb(P.COUNT, `${l}: hob count`).inb(P.LBAL, `${l}: hob lba low`).inb(P.LBAM, `${l}: hob lba mid`).inb(P.LBAH, `${l}: hob lba high`).outb(P.CTL, 0);
+  const chs = (c: number, h: number, sec: number, count: number) =>
+    s.outb(P.DEV, 0xa0 | h).outb(P.COUNT, count).outb(P.LBAL, sec).outb(P.LBAM, c & 0xff).outb(P.LBAH, c >> 8);
+  const lba48 = (lba: number, count: number) =>
+    s.outb(P.DEV, 0x40).outb(P.COUNT, count >> 8).outb(P.LBAL, (lba / 2 ** 24) & 0xff).outb(P.LBAM, 0).outb(P.LBAH, 0)
+      .outb(P.COUNT, count & 0xff).outb(P.LBAL, lba & 0xff).outb(P.LBAM, (lba >> 8) & 0xff).outb(P.LBAH, (lba >> 16) & 0xff);
+  s.outl(CF8, cfg(0x20)).outl(CFC, 0xc000).outl(CF8, cfg(0x04)).outw(CFC, 0x0005);
+  s.outb(P.CTL, 0x04).outb(P.CTL, 0x00).poll(P.CTL, 0x80, 0, "srst: alt status");
+
+  // CHS with the default translation (16 heads, 63 sectors): C/H/S 1/2/3 = LBA 1136, two sectors.
+  chs(1, 2, 3, 2);
+  s.outb(P.ST, ATA_CMD.READ_SECTORS);
+  for (const b of [0, 1]) s.poll(P.CTL, 0x80, 0, `chs read ${b}: alt status`).inb(P.ST, `chs read ${b}: status`).inwN(P.DATA, 256, `chs read ${b}`);
+  regs("chs read");
+  // Across a track end: C/H/S 0/15/63 then 1/0/1.
+  chs(0, 15, 63, 2);
+  s.outb(P.ST, ATA_CMD.WRITE_SECTORS).poll(P.CTL, 0x88, 0x08, "chs write: DRQ").outwN(P.DATA, data(1007, 1));
+  s.poll(P.CTL, 0x88, 0x08, "chs write: second DRQ").inb(P.ST, "chs write: status").outwN(P.DATA, data(1008, 1)).poll(P.CTL, 0x80, 0, "chs write: done").inb(P.ST, "chs write: final status");
+  regs("chs write");
+  // Sector 0 is not a CHS address.
+  chs(0, 0, 0, 1);
+  s.outb(P.ST, ATA_CMD.READ_VERIFY_SECTORS).poll(P.CTL, 0x80, 0, "chs sector 0: alt status").inb(P.ST, "chs sector 0: status").inb(P.ERR, "chs sector 0: error");
+  // READ NATIVE MAX ADDRESS in CHS form.
+  s.outb(P.DEV, 0xa0).outb(P.ST, ATA_CMD.READ_NATIVE_MAX_ADDRESS).poll(P.CTL, 0x80, 0, "native max chs: alt status").inb(P.ST, "native max chs: status");
+  regs("native max chs");
+
+  // LBA48 PIO: READ SECTORS EXT of 2 at 12000, WRITE SECTORS EXT of 1 with 32-bit data writes.
+  lba48(12000, 2);
+  s.outb(P.ST, ATA_CMD.READ_SECTORS_EXT);
+  for (const b of [0, 1]) s.poll(P.CTL, 0x80, 0, `read ext ${b}: alt status`).inb(P.ST, `read ext ${b}: status`).inlN(P.DATA, 128, `read ext ${b}`);
+  regs("read ext");
+  hob("read ext");
+  lba48(12100, 1);
+  s.outb(P.ST, ATA_CMD.WRITE_SECTORS_EXT).poll(P.CTL, 0x88, 0x08, "write ext: DRQ");
+  const w = data(12100, 1);
+  const dv = new DataView(w.buffer);
+  for (let i = 0; i < 512; i += 4) s.outl(P.DATA, dv.getUint32(i, true));
+  s.poll(P.CTL, 0x80, 0, "write ext: done").irq("write ext: irq").inb(P.ST, "write ext: status");
+  regs("write ext");
+  hob("write ext");
+  lba48(12200, 3);
+  s.outb(P.ST, ATA_CMD.READ_VERIFY_SECTORS_EXT).poll(P.CTL, 0x80, 0, "verify ext: alt status").inb(P.ST, "verify ext: status");
+  lba48(0, 0x100);
+  s.outb(P.ST, ATA_CMD.READ_MULTIPLE_EXT);
+  for (let b = 0; b < 16; b++) s.poll(P.CTL, 0x80, 0, `read multiple ext ${b}: alt status`).inb(P.ST, `read multiple ext ${b}: status`).inwN(P.DATA, 16 * 256, `read multiple ext ${b}`);
+  s.inb(P.ST, "read multiple ext: final status");
+  regs("read multiple ext");
+
+  // READ then WRITE DMA EXT, 64 KiB through one PRD with byte count 0.
+  const prd = new Uint8Array(8);
+  new DataView(prd.buffer).setUint32(0, 0x20000, true);
+  new DataView(prd.buffer).setUint32(4, 0x80000000, true);
+  s.outb(BM.CMD, 0).outb(BM.ST, 0x06).memw(0x10000, prd).outl(BM.PRDT, 0x10000);
+  lba48(3000, 128);
+  s.outb(P.ST, ATA_CMD.READ_DMA_EXT).outb(BM.CMD, 0x09).poll(BM.ST, 0x04, 0x04, "read dma ext 64k: bm status").inb(P.ST, "read dma ext 64k: status").outb(BM.CMD, 0).outb(BM.ST, 0x06);
+  s.memr(0x20000 + 65536 - 512, 512, "read dma ext 64k: last sector in memory");
+  lba48(13000, 128);
+  s.outb(P.ST, ATA_CMD.WRITE_DMA_EXT).outb(BM.CMD, 0x01).poll(BM.ST, 0x04, 0x04, "write dma ext: bm status").inb(P.ST, "write dma ext: status").outb(BM.CMD, 0).inb(BM.ST, "write dma ext: bm status after stop");
+  regs("write dma ext");
+
+  // SRST in the middle of a PIO read: the data phase ends, the signature returns.
+  s.outb(P.DEV, 0xe0).outb(P.COUNT, 2).outb(P.LBAL, 0x10).outb(P.LBAM, 0).outb(P.LBAH, 0).outb(P.ST, ATA_CMD.READ_SECTORS);
+  s.poll(P.CTL, 0x80, 0, "srst in read: alt status").inwN(P.DATA, 100, "srst in read: partial");
+  s.outb(P.CTL, 0x04).outb(P.CTL, 0x00).poll(P.CTL, 0x80, 0, "srst in read: after reset").inb(P.ST, "srst in read: status");
+  regs("srst in read");
+  s.inw(P.DATA, "srst in read: data after reset");
+
+  // SET FEATURES revert-to-defaults on: SRST restores the multiple setting and the write cache.
+  s.outb(P.COUNT, 2).outb(P.ST, ATA_CMD.SET_MULTIPLE_MODE).poll(P.CTL, 0x80, 0, "multiple 2: alt status");
+  s.outb(P.ERR, 0xcc).outb(P.ST, ATA_CMD.SET_FEATURES).poll(P.CTL, 0x80, 0, "revert on: alt status").inb(P.ST, "revert on: status");
+  s.outb(P.CTL, 0x04).outb(P.CTL, 0x00).poll(P.CTL, 0x80, 0, "revert srst: alt status");
+  s.outb(P.DEV, 0xe0).outb(P.COUNT, 4).outb(P.LBAL, 0x20).outb(P.ST, ATA_CMD.READ_MULTIPLE).poll(P.CTL, 0x80, 0, "after revert: alt status").inb(P.ST, "after revert: status").inwN(P.DATA, 1024, "after revert: read multiple");
+  s.inb(P.ST, "after revert: final status");
+  // INITIALIZE DEVICE PARAMETERS to 4 heads / 17 sectors, then a CHS read in that translation.
+  s.outb(P.DEV, 0xa3).outb(P.COUNT, 17).outb(P.ST, ATA_CMD.INITIALIZE_DEVICE_PARAMETERS).poll(P.CTL, 0x80, 0, "idp: alt status").inb(P.ST, "idp: status");
+  chs(2, 1, 5, 1); // LBA (2*4+1)*17+4 = 157
+  s.outb(P.ST, ATA_CMD.READ_SECTORS).poll(P.CTL, 0x80, 0, "idp read: alt status").inb(P.ST, "idp read: status").inwN(P.DATA, 256, "idp read");
+  regs("idp read");
+  return s;
+}
+
 function imageBytes(base: Uint8Array, script: Uint8Array, boot: Uint8Array): Uint8Array {
   const img = base.slice();
   img.set(boot, 0);
@@ -403,6 +490,10 @@ function patterned(sectors: number, seed: number): Uint8Array {
 describe.skipIf(qemu.skip || nasm.skip)("differential against QEMU 7.2 PIIX3 IDE", () => {
   it("one disk: the same register script reads the same values and leaves the same disk image", async () => {
     await differential(scenario((lba, count) => pattern(lba, count, 0xa7)), { master: patterned(SECTORS, 0x5c) });
+  }, 180_000);
+
+  it("addressing corners: CHS, LBA48 PIO, 32-bit writes, 64 KiB PRD, SRST in a data phase, revert to defaults", async () => {
+    await differential(corners((lba, count) => pattern(lba, count, 0x77)), { master: patterned(SECTORS, 0x5c) });
   }, 180_000);
 
   it("master and slave: signatures, selection, diagnostics, PIO and DMA on device 1", async () => {
