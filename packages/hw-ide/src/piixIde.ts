@@ -130,8 +130,10 @@ export class PiixIde implements PciFunction, Snapshottable<PiixIdeState> {
 
   /** Power-on / hardware reset of the function, both channels and their drives. */
   reset(): void {
+    // Through the masks, so that decode listeners (the board) see BAR4 and COMMAND go away.
+    this.config.configWrite(PCI_CONFIG.COMMAND, 2, 0);
+    this.config.configWrite(PCI_CONFIG.BAR0 + PIIX.BMIBA_BAR * 4, 4, 0);
     this.initConfig();
-    this.config.setU32(PCI_CONFIG.BAR0 + PIIX.BMIBA_BAR * 4, 0x1);
     this.primary.reset();
     this.secondary.reset();
   }

@@ -64,10 +64,15 @@ describe("PIIX IDE PCI function", () => {
 
   it("hardware reset restores the configuration and the bus-master registers", () => {
     const m = machine({ master: new MemoryBlockDevice(64) });
+    let decodeChanges = 0;
+    m.ide.onDecodeChange(() => decodeChanges++);
     m.outl(BM.PRDT, 0x1000);
     m.outb(BM.STATUS, BM_STATUS.DMA0_CAPABLE);
     m.ide.configWrite(0x40, 2, 0xa307);
     m.ide.reset();
+    expect(decodeChanges).toBe(2);
+    expect(m.ide.barAddress(4)).toBeUndefined();
+    expect(m.ide.configRead(0x20, 4)).toBe(1);
     expect(m.ide.configRead(PCI_CONFIG.COMMAND, 2)).toBe(0);
     expect(m.ide.configRead(0x40, 2)).toBe(0);
     expect(m.ide.configRead(PCI_CONFIG.STATUS, 2)).toBe(PCI_STATUS.FAST_BACK | PCI_STATUS.DEVSEL_MEDIUM);
