@@ -19,8 +19,11 @@ import { ATA_CMD } from "../src/index.ts";
 import { machine, pattern } from "./harness.ts";
 import { decode, runOnModel, Script } from "./qemu/script.ts";
 
-const qemu = externalTool("qemu-system-x86_64", () => commandWorks("qemu-system-x86_64", ["--version"]), "apt-get install qemu-system-x86");
-const nasm = externalTool("nasm", () => commandWorks("nasm", ["-v"]), "apt-get install nasm");
+const tools = externalTool(
+  "qemu-system-x86_64 and nasm",
+  () => commandWorks("qemu-system-x86_64", ["--version"]) && commandWorks("nasm", ["-v"]),
+  "apt-get install qemu-system-x86 nasm",
+);
 
 const SECTORS = 20 * 16 * 63; // 20160: a 20/16/63 default geometry
 const SCRIPT_SECTORS = 60;
@@ -419,8 +422,7 @@ function configPorts(ide: { configRead(o: number, s: 1 | 2 | 4): number; configW
 
 /** Runs `script` on QEMU and on the model with the given images; compares everything. */
 async function differential(script: Script, images: { master: Uint8Array; slave?: Uint8Array }): Promise<void> {
-  qemu.check();
-  nasm.check();
+  tools.check();
   const dir = mkdtempSync(join(tmpdir(), "hw-ide-qemu-"));
   try {
     const here = dirname(fileURLToPath(import.meta.url));
@@ -487,7 +489,7 @@ function patterned(sectors: number, seed: number): Uint8Array {
   return img;
 }
 
-describe.skipIf(qemu.skip || nasm.skip)("differential against QEMU 7.2 PIIX3 IDE", () => {
+describe.skipIf(tools.skip)("differential against QEMU 7.2 PIIX3 IDE", () => {
   it("one disk: the same register script reads the same values and leaves the same disk image", async () => {
     await differential(scenario((lba, count) => pattern(lba, count, 0xa7)), { master: patterned(SECTORS, 0x5c) });
   }, 180_000);
