@@ -124,6 +124,10 @@ export class Domain {
   /** set_timer_op timer. */
   timerId: number | undefined;
 
+  /** xenstore page (pfn) and the port offered to the xenstore domain; -1 / 0 when none. */
+  storePfn = -1;
+  storePort = 0;
+
   /** Console page (pfn) and port, and what the hypervisor has drained from it. */
   consolePfn = -1;
   consolePort = 0;

@@ -3,7 +3,7 @@
  * (event channels, grant tables, pirq dispatch, time, scheduler, probing, I/O spaces,
  * consoles) wired together. Host API: misuse by the embedder throws; guest input never does.
  */
-import { VIRQ } from "@paravirt/device-channel";
+import { GRANT_ENTRY_V1, GTF, VIRQ, writeGrantEntryV1 } from "@paravirt/device-channel";
 import {
   DOMID,
   IoBus,
@@ -18,7 +18,7 @@ import {
   type PciAddress,
   type PciDeviceInfo,
 } from "@paravirt/vm-interfaces";
-import { SHUTDOWN } from "./abi.ts";
+import { GNTTAB_RESERVED, SHUTDOWN } from "./abi.ts";
 import { drainConsoleOut } from "./console.ts";
 import type { HvContext } from "./context.ts";
 import { Domain, type DomainKind, type PvVcpu } from "./domain.ts";
@@ -65,6 +65,11 @@ export interface HypervisorOptions {
   /** Device → driver domain configuration. */
   assignments?: readonly DeviceAssignment[];
   probe?: ProbeOptions;
+  /**
+   * The domain that runs xenstored (default 0). Every other domain gets a xenstore page, seeded
+   * as grant ref 1 (GNTTAB_RESERVED_XENSTORE) for that domain, and an unbound port it may bind.
+   */
+  xenstoreDomain?: DomId;
   /** Receives each hypervisor log line as it is written. */
   logSink?: (line: string) => void;
 }
@@ -90,6 +95,23 @@ export interface PvDomainOptions {
 /** A probed PCI function and the domain it was assigned to. */
 export interface ProbedDevice extends PciDeviceInfo {
   owner: DomId | undefined;
+}
+
+/** What a domain's builder set up for it (Xen's start_info, in spirit). */
+export interface StartInfo {
+  domid: DomId;
+  nrPages: number;
+  sharedInfoMfn: number;
+  /** xenstore ring page (io/xs_wire.h layout), -1 for the xenstore domain itself. */
+  storePfn: number;
+  storeMfn: number;
+  /** Unbound port offered to the xenstore domain. */
+  storePort: number;
+  /** Grant ref of the xenstore page in this domain's table (GNTTAB_RESERVED_XENSTORE). */
+  storeGref: number;
+  consolePfn: number;
+  consoleMfn: number;
+  consolePort: number;
 }
 
 /** What a domain holds, for accounting. */
@@ -143,6 +165,7 @@ export class Hypervisor implements HvContext {
   private readonly assignments: readonly DeviceAssignment[];
   private readonly probeOptions: ProbeOptions | undefined;
   private readonly logSink: ((line: string) => void) | undefined;
+  private readonly storeDomid: DomId;
   private probed: ProbedDevice[] = [];
 
   constructor(options: HypervisorOptions = {}) {
@@ -155,6 +178,7 @@ export class Hypervisor implements HvContext {
     this.assignments = options.assignments ?? [];
     this.probeOptions = options.probe;
     this.logSink = options.logSink;
+    this.storeDomid = options.xenstoreDomain ?? 0;
     this.evtchn = new EventChannelOps(this);
     this.gnttab = new GrantTableOps(this);
     this.pirq = new PirqDispatch(this, this.evtchn, this.irqRouter);
@@ -220,7 +244,7 @@ export class Hypervisor implements HvContext {
   // ------------------------------------------------------------------ domains
 
   private newDomain(kind: DomainKind, name: string, pages: number, privileged: boolean, weight: number): Domain {
-    if (!Number.isInteger(pages) || pages < 2) throw new RangeError(`a domain needs at least 2 pages, not ${pages}`);
+    if (!Number.isInteger(pages) || pages < 3) throw new RangeError(`a domain needs at least 3 pages, not ${pages}`);
     for (const d of this.table.values()) if (d.name === name && d.alive) throw new Error(`a domain named ${name} exists`);
     while (this.table.has(this.nextDomid)) this.nextDomid++;
     const domid = this.nextDomid++;
@@ -257,6 +281,16 @@ export class Hypervisor implements HvContext {
       d.consoleLog += drainConsoleOut(consolePage);
       if (d.consoleLog.length > 1 << 20) d.consoleLog = d.consoleLog.slice(-(1 << 19));
     });
+    // xenstore: the page below the console, granted to the xenstore domain as ref 1, and an
+    // unbound port for it (what Xen's toolstack does before XS_INTRODUCE).
+    if (domid !== this.storeDomid) {
+      d.storePfn = pages - 2;
+      const at = this.gnttab.entryAddress(d, GNTTAB_RESERVED.XENSTORE);
+      const table = new DataView(this.memory.buffer, at - GNTTAB_RESERVED.XENSTORE * GRANT_ENTRY_V1.SIZE);
+      const frame = d.translated ? d.storePfn : d.p2m[d.storePfn]!;
+      writeGrantEntryV1(table, GNTTAB_RESERVED.XENSTORE, { flags: GTF.permit_access, domid: this.storeDomid, frame });
+      d.storePort = this.evtchn.allocUnbound(d, DOMID.SELF, this.storeDomid);
+    }
     this.time.initDomain(d);
     this.table.set(domid, d);
     this.scheduler.add(d);
@@ -285,6 +319,23 @@ export class Hypervisor implements HvContext {
     for (let v = 0; v < 32; v++) d.sharedInfo.setUpcallMask(v, 1);
     d.vcpu = options.vcpu;
     return d;
+  }
+
+  /** The pages and ports the builder set up for `domid` (for its kernel and for xenstored's XS_INTRODUCE). */
+  startInfo(domid: DomId): StartInfo {
+    const d = this.mustGet(domid);
+    return {
+      domid,
+      nrPages: d.nrPages,
+      sharedInfoMfn: d.sharedInfoMfn,
+      storePfn: d.storePfn,
+      storeMfn: d.storePfn >= 0 ? d.p2m[d.storePfn]! : -1,
+      storePort: d.storePort,
+      storeGref: d.storePfn >= 0 ? GNTTAB_RESERVED.XENSTORE : -1,
+      consolePfn: d.consolePfn,
+      consoleMfn: d.p2m[d.consolePfn]!,
+      consolePort: d.consolePort,
+    };
   }
 
   /** `domid`'s pseudo-physical memory through its P2M (for builders, debuggers, the PV path). */

@@ -35,7 +35,7 @@ import { writeConsoleOut } from "./console.ts";
 import type { Domain } from "./domain.ts";
 import { XenDriverPlatform } from "./driverPlatform.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
-import type { Hypervisor } from "./hypervisor.ts";
+import type { Hypervisor, StartInfo } from "./hypervisor.ts";
 import type { SharedInfoPage } from "./sharedInfo.ts";
 import { PseudoPhysicalMemory } from "./p2m.ts";
 
@@ -75,7 +75,7 @@ export class NativeDomain {
     this.record = d;
     this.domid = d.domid;
     this.name = d.name;
-    for (let pfn = d.nrPages - 1; pfn >= 0; pfn--) if (pfn !== d.consolePfn) this.freePfns.push(pfn);
+    for (let pfn = d.nrPages - 1; pfn >= 0; pfn--) if (pfn !== d.consolePfn && pfn !== d.storePfn) this.freePfns.push(pfn);
     this.refillRefs(GNTTAB_FIRST_FREE_REF);
     d.upcall = () => this.dispatch();
     this.evtchn = {
@@ -113,6 +113,17 @@ export class NativeDomain {
       freePage: (page) => this.freePage(page),
     };
     this.memory = new PseudoPhysicalMemory(hv.memory, d);
+  }
+
+  /** What the builder set up: xenstore page/port/gref, console page/port, shared_info. */
+  get startInfo(): StartInfo {
+    return this.hv.startInfo(this.domid);
+  }
+
+  /** This domain's xenstore ring page (io/xs_wire.h), live; `undefined` in the xenstore domain. */
+  storePage(): Uint8Array | undefined {
+    const d = this.record;
+    return d.storePfn < 0 ? undefined : this.hv.memory.page(d.p2m[d.storePfn]!);
   }
 
   /** The shared_info page as this kernel sees it. */
