@@ -177,7 +177,8 @@ export class PciConfigSpace implements PciFunction {
       const before = this.bytes[at]!;
       const after = ((before & ~w) | (b & w)) & ~(b & c) & 0xff;
       this.bytes[at] = after;
-      if (before !== after && (at === PCI_CONFIG.COMMAND || (at >= PCI_CONFIG.BAR0 && at < PCI_CONFIG.BAR0 + 24))) decode = true;
+      const isCommand = at === PCI_CONFIG.COMMAND || at === PCI_CONFIG.COMMAND + 1;
+      if (before !== after && (isCommand || (at >= PCI_CONFIG.BAR0 && at < PCI_CONFIG.BAR0 + 24))) decode = true;
     }
     if (decode) for (const fn of this.listeners) fn();
   }

@@ -48,6 +48,15 @@ describe("PciConfigSpace", () => {
     expect(changes).toBe(2);
   });
 
+  it("tells listeners when INTx Disable (COMMAND bit 10, in the high byte) changes", () => {
+    const cfg = e1000Like();
+    let changes = 0;
+    cfg.onDecodeChange(() => changes++);
+    cfg.configWrite(PCI_CONFIG.COMMAND, 2, PCI_COMMAND.INTX_DISABLE);
+    expect(changes).toBe(1);
+    expect(cfg.intxDisabled).toBe(true);
+  });
+
   it("clears RW1C status bits only where 1 is written", () => {
     const cfg = e1000Like();
     cfg.setU16(PCI_CONFIG.STATUS, 0x3000 | 0x10);
