@@ -1,5 +1,5 @@
 import {
-  BackRing, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP, BLKIF_RSP, BLKIF_SECTOR_SIZE, BLKIF_SEGS_PER_INDIRECT_FRAME,
+  BackRing, SRING, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP, BLKIF_RSP, BLKIF_SECTOR_SIZE, BLKIF_SEGS_PER_INDIRECT_FRAME,
   BLKIF_DISCARD_SECURE, VDISK, XENBUS_STATE, blkifLayoutForProtocol, decodeBlkifRequest, decodeBlkifSegment,
   encodeBlkifResponse, parseXenbusState, xenbusStateName,
   type BlkifLayout, type BlkifSegment, type XenbusState,
@@ -376,7 +376,19 @@ export class Blkback {
       unmapAll();
       return this.fatal(`binding event channel ${evtchn}: ${String(e)}`);
     }
-    const ring = BackRing.attach(bytes, layout.entrySize);
+    // BACK_RING_ATTACH at the published rsp_prod (Linux's xen_blkif_map): a fresh ring starts at
+    // 0; a ring we take over from a backend that died is resumed, requests it consumed but never
+    // answered being served again.
+    const ring = BackRing.attach(bytes, layout.entrySize, new DataView(bytes.buffer, bytes.byteOffset, SRING.HEADER_SIZE).getUint32(SRING.RSP_PROD, true));
+    if (ring.requestProducerOverflow()) {
+      unmapAll();
+      try {
+        this.xen.evtchn.close(port);
+      } catch {
+        // closed already
+      }
+      return this.fatal(`ring indexes inconsistent (req_prod ${ring.sharedReqProd}, rsp_prod ${ring.sharedRspProd})`);
+    }
     const ch: Channel = {
       ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Set(), barrier: undefined,
     };

@@ -90,6 +90,24 @@ describe("blkback handshake", () => {
   });
 });
 
+describe("blkback ring attach", () => {
+  it("refuses a ring whose indexes no frontend could have produced", async () => {
+    const xen = new InMemoryXen();
+    const dom0 = xen.createDomain(0);
+    const domU = xen.createDomain(1);
+    await addDevice(xen, { kind: "vbd", frontendDomid: 1, backendDomid: 0, devid: DEVID });
+    const back = new Blkback({ xen: dom0, device: new MemoryBlockDevice(64), frontendDomid: 1, devid: DEVID });
+    await back.start();
+    const front = new RawBlkifFrontend({ xen: domU, devid: DEVID });
+    await front.connect({ reqProd: 1000 });
+    await xen.settle();
+    expect(back.state).toBe(XENBUS_STATE.Closing);
+    expect(await dom0.xenstore.read("error/backend/vbd/1/51712/error")).toMatch(/inconsistent/);
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
+    expect(dom0.evtchn.openPorts).toBe(0);
+  });
+});
+
 describe("blkback validation", () => {
   it("answers every malformed request with ERROR or EOPNOTSUPP and keeps serving", async () => {
     const disk = new MemoryBlockDevice(256, { discard: true });

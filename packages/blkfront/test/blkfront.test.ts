@@ -4,7 +4,7 @@ import { BlockError, VirtualClock } from "@paravirt/vm-interfaces";
 import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
 import { removeDevice } from "@paravirt/xen-testing";
 import { describe, expect, it } from "vitest";
-import { DEVID, GatedDevice, pattern, rig, same, settled } from "./harness.ts";
+import { crashable, DEVID, GatedDevice, pattern, rig, same, settled } from "./harness.ts";
 
 describe("handshake", () => {
   it("connects through xenstore as Linux does and describes the disk", async () => {
@@ -300,6 +300,47 @@ describe("lifecycle", () => {
     expect(dom0.gnttab.mappingsHeld).toBe(0);
     expect(domU.gnttab.grantsInUse).toBe(0);
     await expect(front.read(0, new Uint8Array(512))).rejects.toMatchObject({ kind: "closed" });
+  });
+
+  it("a backend that dies is replaced by one that resumes the ring and serves what was unanswered", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    const { front, xen, dom0, domU, back } = await rig({ disk, device: gated });
+    // Hand the device over to a backend running in a process that can die.
+    await back.stop();
+    await xen.settle();
+    const proc = crashable(dom0);
+    const old = new Blkback({ xen: proc.xen, device: gated, frontendDomid: 1, devid: DEVID });
+    await old.start();
+    await xen.settle();
+    expect(old.state).toBe(XENBUS_STATE.Connected);
+    await front.write(0, pattern(4096, 1));
+    gated.gated = true;
+    const data = pattern(2 * 4096, 2);
+    const w = front.write(64, data);
+    const out = new Uint8Array(4096);
+    const rd = front.read(0, out);
+    await xen.settle();
+    expect(gated.held).toHaveLength(2);
+    // The backend process dies with both requests consumed and unanswered.
+    proc.crash();
+    gated.held.length = 0; // the dead process's device requests never complete
+    gated.gated = false;
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
+    const fresh = new Blkback({ xen: dom0, device: gated, frontendDomid: 1, devid: DEVID });
+    await fresh.start();
+    await settled(xen, Promise.all([w, rd]));
+    expect(same(out, pattern(4096, 1))).toBe(true);
+    expect(same(disk.data.subarray(64 * 512, 64 * 512 + data.length), data)).toBe(true);
+    expect(fresh.state).toBe(XENBUS_STATE.Connected);
+    expect(fresh.stats.requests).toBe(2);
+    expect(front.stats.reissued).toBe(0);
+    await front.write(8, pattern(512, 3));
+    await xen.settle();
+    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
+    expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
+    expect(xen.errors).toEqual([]);
   });
 
   it("a second backend instance serves a re-initialised frontend", async () => {

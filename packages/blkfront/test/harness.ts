@@ -1,5 +1,8 @@
 import { Blkback, type BlkbackOptions } from "@paravirt/blkback";
-import type { BlockDevice, BlockDeviceInfo, TimerQueue } from "@paravirt/vm-interfaces";
+import {
+  GNTST, GrantError,
+  type BlockDevice, type BlockDeviceInfo, type EventChannels, type GrantMapping, type GrantTable, type TimerQueue, type XenServices, type XenStore,
+} from "@paravirt/vm-interfaces";
 import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
 import { addDevice, InMemoryXen, type InMemoryDomain } from "@paravirt/xen-testing";
 import { Blkfront, type BlkfrontOptions } from "../src/index.ts";
@@ -108,4 +111,78 @@ export async function settled<T>(xen: InMemoryXen, p: Promise<T>): Promise<T> {
   });
   while (!done) await xen.settle();
   return q;
+}
+
+/**
+ * XenServices of `dom` for a backend process that can die: `crash()` releases what the process
+ * held (its grant mappings and ports, as the OS does for a dead process) and freezes it (its
+ * pending xenstore calls never return, its event handlers and watches stop).
+ */
+export function crashable(dom: InMemoryDomain): { xen: XenServices; crash: () => void } {
+  const maps = new Set<GrantMapping>();
+  const ports = new Set<number>();
+  let dead = false;
+  const never = <T>(): Promise<T> => new Promise<T>(() => {});
+  const g = dom.gnttab;
+  const e = dom.evtchn;
+  const x = dom.xenstore;
+  const gnttab: GrantTable = {
+    grantAccess: (d, f, ro) => g.grantAccess(d, f, ro),
+    endAccess: (r) => g.endAccess(r),
+    map: (d, r, w) => {
+      if (dead) throw new GrantError(GNTST.general_error, "dead");
+      const m = g.map(d, r, w);
+      maps.add(m);
+      return m;
+    },
+    unmap: (m) => {
+      if (dead) return;
+      maps.delete(m);
+      g.unmap(m);
+    },
+    copy: (ops) => g.copy(ops),
+  };
+  const evtchn: EventChannels = {
+    allocUnbound: (r) => e.allocUnbound(r),
+    bindInterdomain: (r, p) => {
+      const port = e.bindInterdomain(r, p);
+      ports.add(port);
+      return port;
+    },
+    notify: (p) => {
+      if (!dead) e.notify(p);
+    },
+    onEvent: (p, h) => e.onEvent(p, () => {
+      if (!dead) h();
+    }),
+    setMask: (p, m) => e.setMask(p, m),
+    close: (p) => {
+      if (dead) return;
+      ports.delete(p);
+      e.close(p);
+    },
+  };
+  const xenstore: XenStore = {
+    read: (p) => (dead ? never() : x.read(p)),
+    write: (p, v) => (dead ? never() : x.write(p, v)),
+    mkdir: (p) => (dead ? never() : x.mkdir(p)),
+    rm: (p) => (dead ? never() : x.rm(p)),
+    directory: (p) => (dead ? never() : x.directory(p)),
+    getPermissions: (p) => (dead ? never() : x.getPermissions(p)),
+    setPermissions: (p, v) => (dead ? never() : x.setPermissions(p, v)),
+    watch: (p, h) => (dead ? never() : x.watch(p, (c) => {
+      if (!dead) h(c);
+    })),
+    transaction: (body) => (dead ? never() : x.transaction(body)),
+  };
+  return {
+    xen: { domid: dom.domid, evtchn, gnttab, xenstore, pages: dom.pages },
+    crash: () => {
+      dead = true;
+      for (const m of maps) g.unmap(m);
+      for (const p of ports) e.close(p);
+      maps.clear();
+      ports.clear();
+    },
+  };
 }

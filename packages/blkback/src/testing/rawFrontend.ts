@@ -40,14 +40,18 @@ export class RawBlkifFrontend {
     this.order = o.ringPageOrder ?? 0;
   }
 
-  /** Allocates and grants a ring, binds a port, writes the keys and switches to Initialised. */
-  async connect(): Promise<void> {
+  /**
+   * Allocates and grants a ring, binds a port, writes the keys and switches to Initialised.
+   * `reqProd` publishes that `req_prod` on the fresh ring first (a ring in an impossible state).
+   */
+  async connect(opts: { reqProd?: number } = {}): Promise<void> {
     const n = 1 << this.order;
     this.ringPages = [];
     for (let i = 0; i < n; i++) this.ringPages.push(this.xen.pages.allocPage());
     const first = this.ringPages[0]!.bytes;
     const bytes = new Uint8Array(first.buffer, first.byteOffset, n * 4096);
     this.ring = FrontRing.init(bytes, this.layout.entrySize);
+    if (opts.reqProd !== undefined) this.setReqProd(opts.reqProd);
     this.ringRefs = this.ringPages.map((p) => this.xen.gnttab.grantAccess(this.backendDomid, p.frame, false));
     this.port = this.xen.evtchn.allocUnbound(this.backendDomid);
     const xs = this.xen.xenstore;
