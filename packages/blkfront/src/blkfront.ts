@@ -740,8 +740,9 @@ export class Blkfront implements BlockDevice {
 
   private complete(id: bigint, operation: number, status: number): void {
     const s = this.inflight.get(id);
-    const expected = s === undefined ? undefined : s.pages.length > BLKIF_MAX_SEGMENTS_PER_REQUEST ? BLKIF_OP.INDIRECT : s.operation;
-    if (s === undefined || (operation !== expected && operation !== s.operation)) {
+    // Linux's blkback answers an indirect request with its indirect_op; accept BLKIF_OP_INDIRECT too.
+    const indirect = s !== undefined && s.pages.length > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    if (s === undefined || (operation !== s.operation && !(indirect && operation === BLKIF_OP.INDIRECT))) {
       this.stats.badResponses++;
       this.log(`bad response: id ${id} operation ${operation}`);
       return;
