@@ -132,7 +132,7 @@ export class TaskFile {
   }
 }
 
-type Op = "read" | "write";
+type Op = "read" | "write" | "trim";
 
 interface Transfer {
   readonly op: Op;
@@ -146,6 +146,8 @@ interface Transfer {
 }
 
 const MAX_MULTIPLE = 16;
+/** Largest DATA SET MANAGEMENT payload in 512-byte blocks (IDENTIFY word 105). */
+const MAX_DSM_BLOCKS = 8;
 
 /**
  * An ATA disk on a {@link BlockDevice}, to be attached to an IDE channel (`PiixIde` options).
@@ -229,6 +231,7 @@ export class AtaDisk {
       writeCache: this.writeCache,
       lookAhead: this.lookAhead,
       transferMode: this.transferMode,
+      trimBlocks: this.canTrim ? MAX_DSM_BLOCKS : 0,
     });
   }
 
@@ -388,6 +391,8 @@ export class AtaDisk {
         return this.nonData(() => this.verify(true));
       case C.IDENTIFY_DEVICE:
         return this.identifyCommand();
+      case C.DATA_SET_MANAGEMENT:
+        return this.startTrim();
       case C.SET_MULTIPLE_MODE:
         return this.nonData(() => this.setMultiple());
       case C.SET_FEATURES:
@@ -532,6 +537,57 @@ export class AtaDisk {
     }
   }
 
+  /** Whether the drive offers TRIM: the BlockDevice discards and is writable. */
+  private get canTrim(): boolean {
+    return this.block.info.discard && this.block.discard !== undefined && !this.block.info.readOnly;
+  }
+
+  /**
+   * DATA SET MANAGEMENT with the TRIM bit [ATA8-ACS DATA SET MANAGEMENT]: a DMA data-out
+   * command whose payload is 512-byte blocks of 8-byte LBA range entries (LBA in bits 47:0,
+   * length in bits 63:48, length 0 = unused).
+   */
+  private startTrim(): void {
+    const t = this.tf;
+    const blocks = (t.hobCount << 8) | t.count;
+    if ((t.features & 1) === 0 || !this.canTrim || blocks === 0 || blocks > MAX_DSM_BLOCKS) return this.nonData(() => ATA_ERROR.ABRT);
+    this.power = "active";
+    this.xfer = { op: "trim", dma: true, ext: true, chs: false, block: 0, lba: 0, remaining: blocks };
+    this.status = ATA_STATUS.DRDY | ATA_STATUS.DSC | ATA_STATUS.DRQ;
+    this.phaseValue = "dma-wait";
+    this.host?.dmaRequested();
+  }
+
+  /** The TRIM payload has arrived: check every range first, then discard them all. */
+  private trim(payload: Uint8Array, plan: DmaPlan): void {
+    const dma = this.host!.dma;
+    const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const ranges: [number, number][] = [];
+    for (let at = 0; at + 8 <= payload.length; at += 8) {
+      const lba = dv.getUint32(at, true) + dv.getUint16(at + 4, true) * 2 ** 32;
+      const count = dv.getUint16(at + 6, true);
+      if (count === 0) continue;
+      // A range leaving the device aborts the command before anything is discarded (as QEMU).
+      if (lba + count > this.block.info.sectors) {
+        dma.endTransfer(true);
+        return this.finish(ATA_ERROR.ABRT);
+      }
+      ranges.push([lba, count]);
+    }
+    const discard = this.block.discard!.bind(this.block);
+    this.io(
+      () => Promise.all(ranges.map(([lba, count]) => discard(lba, count))).then(() => undefined),
+      () => {
+        dma.endTransfer(plan.exhausted);
+        this.finish(0);
+      },
+      () => {
+        dma.endTransfer(true);
+        this.finish(ATA_ERROR.ABRT);
+      },
+    );
+  }
+
   /** PIO data-in: fetch the next block, then DRQ and INTRQ. */
   private readBlock(x: Transfer): void {
     const n = Math.min(x.block, x.remaining);
@@ -625,7 +681,7 @@ export class AtaDisk {
   /** The DMA data phase, once the bus master runs and the transfer time has passed. */
   private dmaTransfer(x: Transfer): void {
     const dma = this.host!.dma;
-    const bytes = x.remaining * this.ss;
+    const bytes = x.remaining * (x.op === "trim" ? 512 : this.ss);
     let plan: DmaPlan;
     try {
       plan = dma.plan(bytes);
@@ -633,6 +689,17 @@ export class AtaDisk {
       return this.dmaFault(e);
     }
     const short = plan.total < bytes;
+    if (x.op === "trim") {
+      const payload = new Uint8Array(plan.total);
+      try {
+        dma.gather(plan, payload);
+      } catch (e) {
+        return this.dmaFault(e);
+      }
+      if (!short) return this.trim(payload, plan);
+      dma.endTransfer(true);
+      return this.endData();
+    }
     const sectors = Math.floor(plan.total / this.ss);
     const done = () => {
       x.lba += sectors;

@@ -36,6 +36,8 @@ export interface IdentifyParams {
   readonly writeCache: boolean;
   readonly lookAhead: boolean;
   readonly transferMode: TransferMode;
+  /** DATA SET MANAGEMENT payload limit in 512-byte blocks when TRIM is offered, else 0 (words 105, 169). */
+  readonly trimBlocks?: number;
 }
 
 /** Word numbers [ATA8-ACS IDENTIFY DEVICE data]. */
@@ -76,8 +78,10 @@ export const ID_WORD = {
   UDMA: 88, // bits 6:0 supported, bits 14:8 selected
   HW_RESET_RESULT: 93,
   LBA48_CAPACITY: 100, // 4 words
+  DSM_MAX_BLOCKS: 105, // maximum 512-byte blocks of LBA range entries per DATA SET MANAGEMENT
   SECTOR_SIZE_INFO: 106, // physical/logical sector size
   LOGICAL_SECTOR_SIZE: 117, // 2 words, in words, when word 106 bit 12
+  DSM_SUPPORT: 169, // bit 0: TRIM supported
   INTEGRITY: 255, // bits 7:0 = A5h, bits 15:8 = checksum
 } as const;
 
@@ -186,6 +190,10 @@ export function identifyDevice(p: IdentifyParams): Uint16Array {
   for (let i = 0; i < 4; i++) {
     w[ID_WORD.LBA48_CAPACITY + i] = cap % 0x10000;
     cap = Math.floor(cap / 0x10000);
+  }
+  if ((p.trimBlocks ?? 0) > 0) {
+    w[ID_WORD.DSM_MAX_BLOCKS] = p.trimBlocks!;
+    w[ID_WORD.DSM_SUPPORT] = 0x0001;
   }
   let sizeInfo = 1 << 14; // word valid
   const ratio = p.physicalSectorSize / p.sectorSize;

@@ -75,7 +75,7 @@ export const ATA_DEVICE = {
 /** Command opcodes [ATA8-ACS §7, by command name; older opcodes from ATA/ATAPI-6 §8]. */
 export const ATA_CMD = {
   NOP: 0x00, // [ATA8-ACS NOP] always aborts (subcommand 0)
-  DATA_SET_MANAGEMENT: 0x06, // [ATA8-ACS DATA SET MANAGEMENT] (not implemented: aborts)
+  DATA_SET_MANAGEMENT: 0x06, // [ATA8-ACS DATA SET MANAGEMENT] TRIM (features bit 0) by DMA
   DEVICE_RESET: 0x08, // [ATA8-ACS DEVICE RESET] packet devices only
   RECALIBRATE: 0x10, // [ATA-4 RECALIBRATE] obsolete; 0x10-0x1F
   READ_SECTORS: 0x20, // [ATA8-ACS READ SECTORS]

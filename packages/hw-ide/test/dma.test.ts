@@ -265,3 +265,67 @@ describe("bus mastering and faults", () => {
     expect(r).toMatchObject({ status: 0x41, error: ATA_ERROR.ABRT, irq: true });
   });
 });
+
+describe("DATA SET MANAGEMENT (TRIM) by DMA (ide-test bmdma/trim)", () => {
+  function trimPayload(ranges: [number, number][]): Uint8Array {
+    const b = new Uint8Array(512);
+    const dv = new DataView(b.buffer);
+    ranges.forEach(([lba, count], i) => {
+      dv.setUint32(i * 8, lba % 2 ** 32, true);
+      dv.setUint16(i * 8 + 4, Math.floor(lba / 2 ** 32), true);
+      dv.setUint16(i * 8 + 6, count, true);
+    });
+    return b;
+  }
+
+  async function trim(m: Machine, payload: Uint8Array, features = 1) {
+    m.stopBm();
+    m.outb(BM.STATUS, BM_STATUS.INTERRUPT | BM_STATUS.ERROR);
+    m.mem.bytes.set(payload, BUF);
+    m.prdTable(TABLE, [{ addr: BUF, bytes: payload.length }]);
+    m.outb(P.DEV, 0x40);
+    m.outb(P.FEAT, 0);
+    m.outb(P.FEAT, features);
+    m.outb(P.COUNT, 0);
+    m.outb(P.COUNT, payload.length / 512);
+    m.outb(P.CMD, 0x06);
+    m.startBm(false);
+    await m.settle();
+    const r = { bm: m.inb(BM.STATUS), irq: m.irq14.level, status: m.inb(P.STATUS), error: m.inb(P.ERR) };
+    m.stopBm();
+    return r;
+  }
+
+  it("discards the listed ranges (zero-length entries ignored) and completes with INTERRUPT", async () => {
+    const d = new MemoryBlockDevice(64);
+    d.data.fill(0xee);
+    const m = machine({ master: d });
+    const w = m.disks.master!.identify();
+    expect(w[169]! & 1).toBe(1);
+    expect(w[105]).toBe(8);
+    const r = await trim(m, trimPayload([[2, 3], [0, 0], [40, 1]]));
+    expect(r).toMatchObject({ bm: BM_STATUS.INTERRUPT, irq: true, status: 0x50, error: 0 });
+    expect(d.log.filter((l) => l.op === "discard")).toEqual([
+      { op: "discard", sector: 2, bytes: 1536 },
+      { op: "discard", sector: 40, bytes: 512 },
+    ]);
+    expect(d.data.subarray(2 * 512, 5 * 512).every((b) => b === 0)).toBe(true);
+    expect(d.data[5 * 512]).toBe(0xee);
+  });
+
+  it("a range past the end aborts before anything is discarded", async () => {
+    const d = new MemoryBlockDevice(64);
+    const m = machine({ master: d });
+    const r = await trim(m, trimPayload([[0, 1], [63, 2]]));
+    expect(r).toMatchObject({ bm: BM_STATUS.INTERRUPT, irq: true, status: 0x41, error: ATA_ERROR.ABRT });
+    expect(d.log.filter((l) => l.op === "discard")).toEqual([]);
+  });
+
+  it("without the TRIM bit, or on a device that cannot discard, the command aborts and word 169 says so", async () => {
+    const m = machine({ master: new MemoryBlockDevice(64) });
+    expect(await trim(m, trimPayload([[0, 1]]), 0)).toMatchObject({ status: 0x41, error: ATA_ERROR.ABRT });
+    const n = machine({ master: new MemoryBlockDevice(64, { discard: false }) });
+    expect(n.disks.master!.identify()[169]).toBe(0);
+    expect(await trim(n, trimPayload([[0, 1]]))).toMatchObject({ status: 0x41, error: ATA_ERROR.ABRT });
+  });
+});

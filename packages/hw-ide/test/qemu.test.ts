@@ -40,8 +40,8 @@ const cfg = (reg: number) => (0x80000000 | (1 << 11) | (1 << 8) | reg) >>> 0; //
  */
 const KNOWN_DIFFERENCES: [RegExp, string][] = [
   [/^srst: irq$/, "SRST clears a pending INTRQ, as drives document (QEMU keeps it asserted)"],
-  [/^identify.*\[(50|62|69|82|85|106|169|255)\]$/, "IDENTIFY: word 50 bit 14 set, no SWDMA/TRIM/SMART, look-ahead and power management advertised, integrity checksum (QEMU leaves 0)"],
-  [/^identify32\[(25|31|34|41|42|53|84|127)\]$/, "the same IDENTIFY words read as dwords"],
+  [/^identify.*\[(50|62|69|82|85|105|106|255)\]$/, "IDENTIFY: word 50 bit 14 set, no SWDMA/SMART, no deterministic read after TRIM, a DSM limit in word 105, look-ahead and power management advertised, integrity checksum (QEMU leaves 0)"],
+  [/^identify32\[(25|31|34|41|42|52|53|127)\]$/, "the same IDENTIFY words read as dwords"],
   [/^identify after (udma2|mwdma2 and cache off)\[59\]$/, "word 59 follows SET MULTIPLE MODE (QEMU caches the block)"],
   [/^identify after set multiple\[59\]$/, "word 59 follows SET MULTIPLE MODE (QEMU caches the block)"],
   [/^out of range: error$/, "IDNF for an address outside the device (QEMU reports ABRT)"],
