@@ -221,6 +221,34 @@ describe("blkback validation", () => {
   });
 });
 
+describe("blkback when the frontend domain dies", () => {
+  it("finishes in-flight work, unmaps everything and closes", async () => {
+    const disk = new MemoryBlockDevice(256);
+    let release: () => void = () => {};
+    const slow: BlockDevice = {
+      info: disk.info,
+      read: (s, d) => new Promise<void>((r) => (release = r)).then(() => disk.read(s, d)),
+      write: (s, d) => disk.write(s, d),
+      flush: () => disk.flush(),
+    };
+    const { front, back, xen, dom0 } = await setup({ device: slow });
+    const p = front.grantPage(false);
+    front.put(rw(BLKIF_OP.READ, 1n, 0, [{ gref: p.ref, firstSect: 0, lastSect: 7 }]));
+    front.push();
+    await xen.settle();
+    expect(dom0.gnttab.mappingsHeld).toBe(2);
+    await xen.destroyDomain(1);
+    await xen.settle();
+    release();
+    await xen.settle();
+    expect(back.connected).toBe(false);
+    expect(back.state).toBe(XENBUS_STATE.Closed);
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
+    expect(dom0.evtchn.openPorts).toBe(0);
+    expect(xen.errors).toEqual([]);
+  });
+});
+
 describe("blkback data path", () => {
   it("hands the device views of the frontend's pages, merging contiguous segments", async () => {
     const disk = new MemoryBlockDevice(256);

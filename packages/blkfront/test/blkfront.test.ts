@@ -2,7 +2,8 @@ import { Blkback } from "@paravirt/blkback";
 import { XENBUS_STATE } from "@paravirt/device-channel";
 import { BlockError, VirtualClock } from "@paravirt/vm-interfaces";
 import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
-import { removeDevice } from "@paravirt/xen-testing";
+import { addDevice, InMemoryXen, removeDevice } from "@paravirt/xen-testing";
+import { Blkfront } from "../src/index.ts";
 import { describe, expect, it } from "vitest";
 import { crashable, DEVID, GatedDevice, pattern, rig, same, settled } from "./harness.ts";
 
@@ -288,6 +289,31 @@ describe("lifecycle", () => {
     expect(domU.gnttab.grantsInUse).toBe(0);
     expect(domU.memory.allocated).toBe(0);
     expect(dom0.evtchn.openPorts + domU.evtchn.openPorts).toBe(0);
+  });
+
+  it("fails pending requests with closed when the backend domain dies", async () => {
+    const xen = new InMemoryXen();
+    xen.createDomain(0);
+    const driver = xen.createDomain(4);
+    const domU = xen.createDomain(1);
+    const disk = new MemoryBlockDevice(256);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    await addDevice(xen, { kind: "vbd", frontendDomid: 1, backendDomid: 4, devid: DEVID });
+    const back = new Blkback({ xen: driver, device: gated, frontendDomid: 1, devid: DEVID });
+    await back.start();
+    const front = new Blkfront({ xen: domU, devid: DEVID });
+    await front.connect();
+    gated.gated = true;
+    const rd = front.read(0, new Uint8Array(8192)).catch((e: unknown) => e);
+    await xen.settle();
+    await xen.destroyDomain(4);
+    await xen.settle();
+    expect(await rd).toMatchObject({ kind: "closed" });
+    expect(domU.gnttab.grantsInUse).toBe(0);
+    expect(domU.memory.allocated).toBe(0);
+    expect(domU.evtchn.openPorts).toBe(0);
+    expect(xen.errors).toEqual([]);
   });
 
   it("closes from the guest side and the backend follows", async () => {

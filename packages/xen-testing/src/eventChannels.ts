@@ -134,6 +134,11 @@ export class InMemoryEventChannels implements EventChannels {
     if (!masked) this.queueDelivery(port, s);
   }
 
+  /** Closes every port (the domain died); peers' ports become unbound. */
+  closeAll(): void {
+    for (const port of [...this.ports.keys()]) this.close(port);
+  }
+
   close(port: Port): void {
     const s = this.open(port);
     this.ports.delete(port);

@@ -134,6 +134,15 @@ export class InMemoryGrantTable implements GrantTable {
     return { bytes: r.bytes, machineAddress: granter.memory.machineAddress(r.frame), writable, handle };
   }
 
+  /** Drops every mapping this domain holds (what Xen does when the domain dies). */
+  releaseAllMappings(): void {
+    for (const [handle, t] of this.maptrack) {
+      this.maptrack.delete(handle);
+      t.granter.pin(t.ref, t.writable, -1);
+      this.stats.unmaps++;
+    }
+  }
+
   unmap(mapping: GrantMapping): void {
     const t = this.maptrack.get(mapping.handle);
     if (t === undefined) throw new GrantError(GNTST.bad_handle, `handle ${mapping.handle}`);

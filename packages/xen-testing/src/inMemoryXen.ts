@@ -100,7 +100,25 @@ export class InMemoryXen {
     if (opts.name !== undefined) home.children.set("name", { value: opts.name, perms: [{ domid: 0, access: "r" as const }, { domid, access: "r" as const }], children: new Map() });
     this.store.root.children.get("local")!.children.get("domain")!.children.set(String(domid), home);
     this.store.generation++;
+    this.store.fireSpecial("@introduceDomain");
     return dom;
+  }
+
+  /**
+   * Destroys a domain as Xen and the toolstack do: its grant mappings of others are dropped,
+   * its ports closed (peers' ports become unbound), its watches removed, its xenstore home
+   * removed (firing watches on it) and `@releaseDomain` fired. Its grants can no longer be
+   * mapped (bad_domain); mappings others still hold stay valid until they unmap them.
+   */
+  async destroyDomain(domid: DomId): Promise<void> {
+    const dom = this.domains.get(domid);
+    if (dom === undefined) throw new RangeError(`no domain ${domid}`);
+    dom.gnttab.releaseAllMappings();
+    dom.evtchn.closeAll();
+    this.store.dropWatches(domid);
+    this.domains.delete(domid);
+    await this.toolstackStore().rm(`/local/domain/${domid}`);
+    this.store.fireSpecial("@releaseDomain");
   }
 
   /** A privileged xenstore connection for toolstack work in tests (as dom0's tools use). */

@@ -22,6 +22,14 @@ interface Watch {
   removed: boolean;
 }
 
+/** One change to report to watches; `node` is the removed subtree for removals. */
+interface Change {
+  path: string;
+  removed: boolean;
+  perms: XsPermission[];
+  node?: XsNode;
+}
+
 /** Transactions retried this many times on EAGAIN before giving up with EAGAIN. */
 export const XS_TRANSACTION_RETRIES = 64;
 
@@ -57,15 +65,45 @@ export class XenStoreTree {
     this.scheduler = scheduler;
   }
 
+  /** Fires the special watches (`@introduceDomain`, `@releaseDomain`). */
+  fireSpecial(name: string): void {
+    for (const w of this.watches) {
+      if (w.path !== name) continue;
+      this.scheduler.post(() => {
+        if (!w.removed) w.handler(name);
+      });
+    }
+  }
+
+  /** Removes the watches of a domain's connection. */
+  dropWatches(domid: DomId): void {
+    for (let i = this.watches.length - 1; i >= 0; i--) {
+      const w = this.watches[i]!;
+      if (w.conn.domid === domid) {
+        w.removed = true;
+        this.watches.splice(i, 1);
+      }
+    }
+  }
+
   /** Queues watch events for changes to `paths` (`removed`: those subtrees were deleted). */
-  fire(changes: readonly { path: string; removed: boolean; perms: XsPermission[] }[]): void {
+  fire(changes: readonly Change[]): void {
     for (const w of this.watches) {
       for (const c of changes) {
         let event: string | undefined;
+        let perms = c.perms;
         if (isAtOrBelow(c.path, w.path)) event = c.path;
-        else if (c.removed && isAtOrBelow(w.path, c.path)) event = w.path;
+        else if (c.removed && isAtOrBelow(w.path, c.path)) {
+          // A watched node inside a removed subtree: judged by its own (last) permissions.
+          event = w.path;
+          let n: XsNode | undefined = c.node;
+          for (const part of split(w.path).slice(split(c.path).length)) {
+            n = n?.children.get(part);
+            if (n) perms = n.perms;
+          }
+        }
         if (event === undefined) continue;
-        if (!w.conn.canAccess(c.perms, "r")) continue;
+        if (!w.conn.canAccess(perms, "r")) continue;
         const reported = w.relative ? w.conn.relativise(event) : event;
         this.scheduler.post(() => {
           if (!w.removed) w.handler(reported);
@@ -79,12 +117,12 @@ export class XenStoreTree {
 class TreeOps implements XenStoreOps {
   private readonly conn: InMemoryXenStore;
   private readonly tree: () => XsNode;
-  private readonly changed: (path: string, removed: boolean, perms: XsPermission[]) => void;
+  private readonly changed: (path: string, removed: boolean, perms: XsPermission[], node?: XsNode) => void;
 
   constructor(
     conn: InMemoryXenStore,
     tree: () => XsNode,
-    changed: (path: string, removed: boolean, perms: XsPermission[]) => void,
+    changed: (path: string, removed: boolean, perms: XsPermission[], node?: XsNode) => void,
   ) {
     this.conn = conn;
     this.tree = tree;
@@ -161,7 +199,7 @@ class TreeOps implements XenStoreOps {
     if (node === undefined) return;
     this.need(node, "w", abs);
     parent.children.delete(parts[parts.length - 1]!);
-    this.changed(abs, true, node.perms);
+    this.changed(abs, true, node.perms, node);
   }
 
   async directory(path: string): Promise<string[]> {
@@ -210,9 +248,9 @@ export class InMemoryXenStore implements XenStore {
     this.domid = domid;
     this.privileged = privileged;
     this.home = `/local/domain/${domid}`;
-    this.live = new TreeOps(this, () => tree.root, (path, removed, perms) => {
+    this.live = new TreeOps(this, () => tree.root, (path, removed, perms, node) => {
       tree.generation++;
-      tree.fire([{ path, removed, perms }]);
+      tree.fire([{ path, removed, perms, node }]);
     });
   }
 
@@ -277,8 +315,8 @@ export class InMemoryXenStore implements XenStore {
     for (let attempt = 0; attempt < XS_TRANSACTION_RETRIES; attempt++) {
       const start = this.tree.generation;
       const copy = cloneNode(this.tree.root);
-      const changes: { path: string; removed: boolean; perms: XsPermission[] }[] = [];
-      const tx = new TreeOps(this, () => copy, (path, removed, perms) => changes.push({ path, removed, perms }));
+      const changes: Change[] = [];
+      const tx = new TreeOps(this, () => copy, (path, removed, perms, node) => changes.push({ path, removed, perms, node }));
       const result = await body(tx);
       if (this.tree.generation !== start) {
         this.retries++;

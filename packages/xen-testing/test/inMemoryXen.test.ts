@@ -291,3 +291,52 @@ describe("xenstore", () => {
     expect(await domU.xenstore.getPermissions("device/vbd/51712/ring-ref")).toEqual([{ domid: 1, access: "n" }, { domid: 0, access: "r" }]);
   });
 });
+
+describe("domain destruction", () => {
+  it("drops the dead domain's mappings and ports, removes its home and fires @releaseDomain", async () => {
+    const { xen, dom0, domU } = setup();
+    const seen: string[] = [];
+    await dom0.xenstore.watch("@releaseDomain", (p) => seen.push(p));
+    await dom0.xenstore.watch("/local/domain/1", (p) => seen.push(p));
+    await xen.settle();
+    seen.length = 0;
+    // domU maps a page of dom0, dom0 maps a page of domU, and they share a channel.
+    const p0 = dom0.pages.allocPage();
+    const r0 = dom0.gnttab.grantAccess(1, p0.frame, false);
+    domU.gnttab.map(0, r0, true);
+    const pU = domU.pages.allocPage();
+    const rU = domU.gnttab.grantAccess(0, pU.frame, false);
+    const mU = dom0.gnttab.map(1, rU, false);
+    const port = domU.evtchn.allocUnbound(0);
+    const b = dom0.evtchn.bindInterdomain(1, port);
+    expect(dom0.gnttab.endAccess(r0)).toBe(false);
+    await xen.destroyDomain(1);
+    await xen.settle();
+    expect(dom0.gnttab.endAccess(r0)).toBe(true);
+    expect(() => dom0.evtchn.notify(b)).toThrow(expect.objectContaining({ errno: XEN_ERRNO.EINVAL }));
+    expect(() => dom0.gnttab.map(1, rU, false)).toThrow(expect.objectContaining({ status: GNTST.bad_domain }));
+    dom0.gnttab.unmap(mU);
+    expect(seen).toEqual(expect.arrayContaining(["/local/domain/1", "@releaseDomain"]));
+    expect(await rejects(dom0.xenstore.read("/local/domain/1/domid"))).toMatchObject({ errno: XEN_ERRNO.ENOENT });
+    expect(xen.domain(1)).toBeUndefined();
+  });
+});
+
+describe("watches on removed subtrees", () => {
+  it("tell a watcher about its node going away when it could read that node", async () => {
+    const { xen, dom0, domU, domV } = setup();
+    const xs = xen.toolstackStore();
+    await xs.write("/local/domain/2/backend/x/state", "4");
+    await xs.setPermissions("/local/domain/2/backend/x", [{ domid: 2, access: "n" }, { domid: 1, access: "r" }]);
+    await xs.setPermissions("/local/domain/2/backend/x/state", [{ domid: 2, access: "n" }, { domid: 1, access: "r" }]);
+    const seen: string[] = [];
+    await domU.xenstore.watch("/local/domain/2/backend/x/state", (p) => seen.push(p));
+    await xen.settle();
+    seen.length = 0;
+    void dom0;
+    void domV;
+    await xs.rm("/local/domain/2");
+    await xen.settle();
+    expect(seen).toEqual(["/local/domain/2/backend/x/state"]);
+  });
+});
