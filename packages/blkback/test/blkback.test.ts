@@ -108,6 +108,53 @@ describe("blkback ring attach", () => {
   });
 });
 
+describe("blkback hostile handshake", () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ["ring-ref not a number", { "ring-ref": "abc" }, /ring-ref/],
+    ["ring-ref never granted", { "ring-ref": "4000" }, /mapping ring-ref/],
+    ["ring-ref negative", { "ring-ref": "-1" }, /ring-ref/],
+    ["event-channel missing", { "event-channel": "" }, /event-channel/],
+    ["event-channel not unbound for us", { "event-channel": "77" }, /binding event channel/],
+    ["unknown protocol", { protocol: "arm-abi" }, /protocol/],
+    ["ring-page-order garbage", { "ring-page-order": "x" }, /ring-page-order/],
+    ["ring-page-order without refs", { "ring-page-order": "1" }, /ring-ref0/],
+  ];
+  for (const [name, keys, why] of cases) {
+    it(`refuses ${name} without leaking mappings or ports, and can connect afterwards`, async () => {
+      const xen = new InMemoryXen();
+      const dom0 = xen.createDomain(0);
+      const domU = xen.createDomain(1);
+      const paths = await addDevice(xen, { kind: "vbd", frontendDomid: 1, backendDomid: 0, devid: DEVID });
+      const back = new Blkback({ xen: dom0, device: new MemoryBlockDevice(64), frontendDomid: 1, devid: DEVID });
+      await back.start();
+      const f = paths.frontendPath;
+      const page = domU.pages.allocPage();
+      const ref = domU.gnttab.grantAccess(0, page.frame, false);
+      const port = domU.evtchn.allocUnbound(0);
+      const base: Record<string, string> = { "ring-ref": String(ref), "event-channel": String(port), protocol: "x86_64-abi" };
+      for (const [k, v] of Object.entries({ ...base, ...keys })) await domU.xenstore.write(`${f}/${k}`, v);
+      await domU.xenstore.write(`${f}/state`, "3");
+      await xen.settle();
+      expect(back.state).toBe(XENBUS_STATE.Closing);
+      expect(await dom0.xenstore.read("error/backend/vbd/1/51712/error")).toMatch(why);
+      expect(dom0.gnttab.mappingsHeld).toBe(0);
+      expect(dom0.evtchn.openPorts).toBe(0);
+      expect(xen.errors).toEqual([]);
+      // The frontend closes and starts over properly.
+      await domU.xenstore.write(`${f}/state`, "6");
+      await xen.settle();
+      expect(back.state).toBe(XENBUS_STATE.Closed);
+      await domU.xenstore.write(`${f}/state`, "1");
+      await xen.settle();
+      const front = new RawBlkifFrontend({ xen: domU, devid: DEVID });
+      await domU.xenstore.rm(`${f}/ring-page-order`);
+      await front.connect();
+      await xen.settle();
+      expect(back.state).toBe(XENBUS_STATE.Connected);
+    });
+  }
+});
+
 describe("blkback validation", () => {
   it("answers every malformed request with ERROR or EOPNOTSUPP and keeps serving", async () => {
     const disk = new MemoryBlockDevice(256, { discard: true });
