@@ -16,6 +16,7 @@
 #include <xen/physdev.h>
 #include <xen/version.h>
 #include <xen/domctl.h>
+#include <xen/elfnote.h>
 
 static int first = 1;
 static void num(const char *k, long long v) { printf("%s\n  \"%s\": %lld", first ? "" : ",", k, v); first = 0; }
@@ -61,6 +62,18 @@ int main(void) {
   /* xen.h mmu_update */
   SZ(mmu_update); OFF(mmu_update, ptr); OFF(mmu_update, val);
   K(MMU_NORMAL_PT_UPDATE); K(MMU_MACHPHYS_UPDATE); K(MMU_PT_UPDATE_PRESERVE_AD);
+  SZ(mmuext_op); OFF(mmuext_op, cmd); OFF(mmuext_op, arg1); OFF(mmuext_op, arg2);
+  K(MMUEXT_PIN_L1_TABLE); K(MMUEXT_PIN_L2_TABLE); K(MMUEXT_PIN_L3_TABLE); K(MMUEXT_PIN_L4_TABLE); K(MMUEXT_UNPIN_TABLE);
+  K(MMUEXT_NEW_BASEPTR); K(MMUEXT_TLB_FLUSH_LOCAL); K(MMUEXT_INVLPG_LOCAL); K(MMUEXT_TLB_FLUSH_MULTI); K(MMUEXT_INVLPG_MULTI);
+  K(MMUEXT_TLB_FLUSH_ALL); K(MMUEXT_INVLPG_ALL);
+  K(UVMF_NONE); K(UVMF_TLB_FLUSH); K(UVMF_INVLPG); K(UVMF_FLUSHTYPE_MASK); K(UVMF_ALL);
+  /* start_info (x86_32) */
+  SZ(start_info); OFF(start_info, magic); OFF(start_info, nr_pages); OFF(start_info, shared_info); OFF(start_info, flags);
+  OFF(start_info, store_mfn); OFF(start_info, store_evtchn); OFF(start_info, console.domU.mfn); OFF(start_info, console.domU.evtchn);
+  OFF(start_info, pt_base); OFF(start_info, nr_pt_frames); OFF(start_info, mfn_list); OFF(start_info, mod_start);
+  OFF(start_info, mod_len); OFF(start_info, cmd_line); OFF(start_info, first_p2m_pfn); OFF(start_info, nr_p2m_frames);
+  K(SIF_PRIVILEGED); K(SIF_INITDOMAIN); K(MAX_GUEST_CMDLINE);
+  K(FLAT_RING1_CS); K(FLAT_RING1_DS); K(FLAT_RING1_SS); K(__HYPERVISOR_VIRT_START_PAE);
   /* sched.h, physdev.h */
   OFF(sched_shutdown, reason);
   OFF(physdev_eoi, irq); OFF(physdev_irq_status_query, irq); OFF(physdev_irq_status_query, flags);
@@ -83,6 +96,9 @@ int main(void) {
   K(VMASST_TYPE_writable_pagetables); K(VMASST_TYPE_pae_extended_cr3);
   K(PHYSDEVOP_irq_status_query); K(PHYSDEVOP_set_iopl); K(PHYSDEVOP_set_iobitmap); K(PHYSDEVOP_eoi);
   K(XENIRQSTAT_needs_eoi); K(XENIRQSTAT_shared);
+  K(XEN_ELFNOTE_ENTRY); K(XEN_ELFNOTE_HYPERCALL_PAGE); K(XEN_ELFNOTE_VIRT_BASE); K(XEN_ELFNOTE_PADDR_OFFSET);
+  K(XEN_ELFNOTE_XEN_VERSION); K(XEN_ELFNOTE_GUEST_OS); K(XEN_ELFNOTE_GUEST_VERSION); K(XEN_ELFNOTE_LOADER);
+  K(XEN_ELFNOTE_PAE_MODE); K(XEN_ELFNOTE_FEATURES);
   K(XEN_DOMCTL_createdomain); K(XEN_DOMCTL_destroydomain); K(XEN_DOMCTL_pausedomain); K(XEN_DOMCTL_unpausedomain);
   printf("\n}\n");
   return 0;

@@ -165,6 +165,8 @@ export const ARGS_X86_32 = {
   sched_shutdown: { REASON: 0 },
   physdev_eoi: { IRQ: 0 },
   physdev_irq_status_query: { IRQ: 0, FLAGS: 4 },
+  /** struct mmuext_op [xen.h]: cmd, arg1 (mfn / linear_addr), arg2 */
+  mmuext_op: { CMD: 0, ARG1: 4, ARG2: 8, SIZE: 12 },
   /** struct mmu_update [xen.h] */
   mmu_update: { PTR: 0, VAL: 8, SIZE: 16 },
 } as const;

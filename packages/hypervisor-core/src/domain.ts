@@ -7,6 +7,7 @@ import { NR_VIRQS } from "@paravirt/device-channel";
 import type { DomId, Vcpu } from "@paravirt/vm-interfaces";
 import { IoSpace } from "./ioSpace.ts";
 import type { SharedInfoPage } from "./sharedInfo.ts";
+import type { PvPaging } from "./pae.ts";
 
 /** Kinds of guest: a TypeScript kernel, or an x86 PV kernel on an emulated CPU. */
 export type DomainKind = "native" | "x86-pv";
@@ -83,6 +84,8 @@ export interface GuestVirtualMemory {
 export interface PvVcpu extends Vcpu {
   readonly regs: X86Registers;
   readonly memory: GuestVirtualMemory;
+  /** The paging unit, for update_va_mapping / mmuext_op (absent: those calls answer -ENOSYS). */
+  readonly paging?: PvPaging;
 }
 
 export class Domain {
@@ -120,6 +123,9 @@ export class Domain {
   readonly ioSpace = new IoSpace();
   /** Latched CONFIG_ADDRESS of this domain's 0xCF8 writes (the hypervisor traps 0xCF8/0xCFC). */
   pciConfigAddress = 0;
+
+  /** Pinned page-table trees (MMUEXT_PIN_*): top frame → every frame of the tree. */
+  readonly pinned = new Map<number, number[]>();
 
   /** set_timer_op timer. */
   timerId: number | undefined;
@@ -192,6 +198,12 @@ export class Domain {
     let n = 0;
     for (const c of this.ports) if (c !== undefined && c.state !== 0) n++;
     return n;
+  }
+
+  /** Whether `mfn` is a frame of one of this domain's pinned page-table trees. */
+  isPinnedTable(mfn: number): boolean {
+    for (const frames of this.pinned.values()) if (frames.includes(mfn)) return true;
+    return false;
   }
 
   /** Live grant mappings this domain holds. */

@@ -15,6 +15,7 @@ import type { Domain, GuestVirtualMemory, X86Registers } from "./domain.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
 import type { CopyOp, MapResult } from "./grantTable.ts";
 import type { Hypervisor } from "./hypervisor.ts";
+import { MMUEXT, PTE, UVMF, cr3ToMfn, entryMfn, l1EntryAddress, mfnToCr3, tableFrames } from "./pae.ts";
 
 const E = XEN_ERRNO;
 
@@ -31,6 +32,8 @@ type X86Handler = (d: Domain, regs: X86Registers, mem: GuestVirtualMemory) => nu
 /** The hypercalls with an implementation, and the sub-operations each one covers. */
 export const HYPERCALL_COVERAGE: readonly HypercallInfo[] = [
   { nr: HYPERVISOR.mmu_update, name: "mmu_update", subops: ["MMU_MACHPHYS_UPDATE"] },
+  { nr: HYPERVISOR.update_va_mapping, name: "update_va_mapping", subops: ["UVMF_NONE", "UVMF_TLB_FLUSH", "UVMF_INVLPG"] },
+  { nr: HYPERVISOR.mmuext_op, name: "mmuext_op", subops: ["PIN_L1/L2/L3_TABLE", "UNPIN_TABLE", "NEW_BASEPTR", "TLB_FLUSH_LOCAL/ALL", "INVLPG_LOCAL/ALL"] },
   { nr: HYPERVISOR.sched_op, name: "sched_op", subops: ["yield", "block", "shutdown"] },
   { nr: HYPERVISOR.set_timer_op, name: "set_timer_op", subops: [] },
   { nr: HYPERVISOR.xen_version, name: "xen_version", subops: ["version", "extraversion", "pagesize"] },
@@ -58,6 +61,8 @@ export class Hypercalls {
     this.x86Table.set(HYPERVISOR.vm_assist, (d, r) => this.vmAssist(d, r.ebx, r.ecx));
     this.x86Table.set(HYPERVISOR.console_io, (d, r, m) => this.x86ConsoleIo(d, r.ebx, r.ecx, r.edx, m));
     this.x86Table.set(HYPERVISOR.mmu_update, (d, r, m) => this.x86MmuUpdate(d, r.ebx, r.ecx, r.edx, r.esi, m));
+    this.x86Table.set(HYPERVISOR.update_va_mapping, (d, r) => this.updateVaMapping(d, r.ebx, r.ecx, r.edx, r.esi));
+    this.x86Table.set(HYPERVISOR.mmuext_op, (d, r, m) => this.x86MmuextOp(d, r.ebx, r.ecx, r.edx, r.esi, m));
     this.x86Table.set(HYPERVISOR.physdev_op, (d, r, m) => this.x86PhysdevOp(d, r.ebx, r.ecx, m));
   }
 
@@ -148,6 +153,8 @@ export class Hypercalls {
 
   schedYield(d: Domain): number {
     this.count(HYPERVISOR.sched_op);
+    // Guests that wait by yielding (PV GRUB) expect the console to drain meanwhile.
+    this.hv.drainConsole(d);
     this.hv.scheduler.yield(d);
     return 0;
   }
@@ -184,6 +191,92 @@ export class Hypercalls {
       const mem = this.hv.memory;
       if (owner.translated || !mem.valid(mfn) || mem.owner[mfn] !== owner.domid || req.val < 0 || req.val >= owner.nrPages) return { rc: -E.EINVAL, done };
       mem.m2p[mfn] = req.val;
+      done++;
+    }
+    return { rc: 0, done };
+  }
+
+  /**
+   * update_va_mapping: writes the L1 entry that maps `va` in the vCPU's current tables
+   * (`pteHi:pteLo`), after checking the new entry maps a frame the domain owns and is not a
+   * writable mapping of one of its pinned page tables; then flushes as `flags` asks.
+   */
+  updateVaMapping(d: Domain, va: number, pteLo: number, pteHi: number, flags: number): number {
+    this.count(HYPERVISOR.update_va_mapping);
+    const paging = d.vcpu?.paging;
+    if (paging === undefined) return -E.ENOSYS;
+    const mem = this.hv.memory;
+    const at = l1EntryAddress(mem, cr3ToMfn(paging.cr3), va >>> 0);
+    if (at === undefined) return -E.EINVAL;
+    if ((pteLo & PTE.P) !== 0) {
+      const mfn = entryMfn(pteLo >>> 0, pteHi >>> 0);
+      if (!this.mayMap(d, mfn, (pteLo & PTE.RW) !== 0)) return -E.EINVAL;
+    }
+    mem.dv.setUint32(at, pteLo >>> 0, true);
+    mem.dv.setUint32(at + 4, pteHi >>> 0, true);
+    const kind = flags & UVMF.FLUSHTYPE_MASK;
+    if (kind === UVMF.TLB_FLUSH) paging.flushTlb(true);
+    else if (kind === UVMF.INVLPG) {
+      if (paging.invlpg !== undefined) paging.invlpg(va >>> 0);
+      else paging.flushTlb(false);
+    }
+    return 0;
+  }
+
+  /** A PV domain may map its own frames (RAM, shared_info, grant table); page tables read-only. */
+  private mayMap(d: Domain, mfn: number, writable: boolean): boolean {
+    const mem = this.hv.memory;
+    if (!mem.valid(mfn)) return false;
+    const own = mem.owner[mfn] === d.domid || this.hv.gnttab.holdsMapping(d, mfn, writable);
+    if (!own) {
+      d.violations++;
+      this.hv.log(`d${d.domid}: refused mapping of mfn 0x${mfn.toString(16)}`);
+      return false;
+    }
+    return !(writable && d.isPinnedTable(mfn));
+  }
+
+  /** mmuext_op: pin / unpin page-table trees, switch base pointer, flush. Stops at the first failure. */
+  mmuextOp(d: Domain, ops: readonly { cmd: number; arg1: number }[]): { rc: number; done: number } {
+    this.count(HYPERVISOR.mmuext_op);
+    const paging = d.vcpu?.paging;
+    const mem = this.hv.memory;
+    let done = 0;
+    for (const op of ops) {
+      switch (op.cmd) {
+        case MMUEXT.PIN_L1_TABLE:
+        case MMUEXT.PIN_L2_TABLE:
+        case MMUEXT.PIN_L3_TABLE: {
+          const mfn = op.arg1;
+          if (!mem.valid(mfn) || mem.owner[mfn] !== d.domid || d.pinned.has(mfn)) return { rc: -E.EINVAL, done };
+          const frames = op.cmd === MMUEXT.PIN_L3_TABLE ? tableFrames(mem, mfn) : [mfn];
+          if (frames === undefined || frames.some((f) => mem.owner[f] !== d.domid)) return { rc: -E.EINVAL, done };
+          d.pinned.set(mfn, frames);
+          break;
+        }
+        case MMUEXT.UNPIN_TABLE:
+          if (!d.pinned.delete(op.arg1)) return { rc: -E.EINVAL, done };
+          break;
+        case MMUEXT.NEW_BASEPTR:
+          if (paging === undefined) return { rc: -E.ENOSYS, done };
+          if (!d.pinned.has(op.arg1)) return { rc: -E.EINVAL, done };
+          paging.loadCr3(mfnToCr3(op.arg1));
+          paging.flushTlb(true);
+          break;
+        case MMUEXT.TLB_FLUSH_LOCAL:
+        case MMUEXT.TLB_FLUSH_ALL:
+          if (paging === undefined) return { rc: -E.ENOSYS, done };
+          paging.flushTlb(true);
+          break;
+        case MMUEXT.INVLPG_LOCAL:
+        case MMUEXT.INVLPG_ALL:
+          if (paging === undefined) return { rc: -E.ENOSYS, done };
+          if (paging.invlpg !== undefined) paging.invlpg(op.arg1 >>> 0);
+          else paging.flushTlb(false);
+          break;
+        default:
+          return { rc: -E.ENOSYS, done };
+      }
       done++;
     }
     return { rc: 0, done };
@@ -465,6 +558,23 @@ export class Hypercalls {
       list.push({ ptr: plo + phi * 2 ** 32, val: vlo + vhi * 2 ** 32 });
     }
     const r = this.mmuUpdate(d, list, foreignDom & 0xffff);
+    if (successCount !== 0 && !m.writeU32(successCount, r.done)) return -E.EFAULT;
+    return r.rc;
+  }
+
+  private x86MmuextOp(d: Domain, ops: number, count: number, successCount: number, foreignDom: number, m: GuestVirtualMemory): number {
+    const n = count & 0x7fffffff;
+    if (n > 4096) return -E.EINVAL;
+    if ((foreignDom & 0xffff) !== DOMID.SELF && (foreignDom & 0xffff) !== d.domid) return -E.EPERM;
+    const L = A.mmuext_op;
+    const list: { cmd: number; arg1: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const cmd = m.readU32(ops + i * L.SIZE + L.CMD);
+      const arg1 = m.readU32(ops + i * L.SIZE + L.ARG1);
+      if (cmd === undefined || arg1 === undefined) return -E.EFAULT;
+      list.push({ cmd, arg1 });
+    }
+    const r = this.mmuextOp(d, list);
     if (successCount !== 0 && !m.writeU32(successCount, r.done)) return -E.EFAULT;
     return r.rc;
   }

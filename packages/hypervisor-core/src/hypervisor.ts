@@ -90,6 +90,8 @@ export interface PvDomainOptions {
   vcpu: PvVcpu;
   privileged?: boolean;
   weight?: number;
+  /** Where the builder put the xenstore and console pages (default: the last two pages). */
+  layout?: { storePfn: number; consolePfn: number };
 }
 
 /** A probed PCI function and the domain it was assigned to. */
@@ -243,7 +245,7 @@ export class Hypervisor implements HvContext {
 
   // ------------------------------------------------------------------ domains
 
-  private newDomain(kind: DomainKind, name: string, pages: number, privileged: boolean, weight: number): Domain {
+  private newDomain(kind: DomainKind, name: string, pages: number, privileged: boolean, weight: number, layout?: { storePfn: number; consolePfn: number }): Domain {
     if (!Number.isInteger(pages) || pages < 3) throw new RangeError(`a domain needs at least 3 pages, not ${pages}`);
     for (const d of this.table.values()) if (d.name === name && d.alive) throw new Error(`a domain named ${name} exists`);
     while (this.table.has(this.nextDomid)) this.nextDomid++;
@@ -275,7 +277,7 @@ export class Hypervisor implements HvContext {
     d.sharedInfo = new SharedInfoPage(this.memory.page(first));
     d.sharedInfo.dv.setUint32(2316, pages, true); // arch.max_pfn [arch-x86/xen.h arch_shared_info]
     // Console: the last page, drained by the hypervisor when the guest notifies its port.
-    d.consolePfn = pages - 1;
+    d.consolePfn = layout?.consolePfn ?? pages - 1;
     const consolePage = this.memory.page(d.p2m[d.consolePfn]!);
     d.consolePort = this.evtchn.allocXenBound(d, () => {
       d.consoleLog += drainConsoleOut(consolePage);
@@ -284,7 +286,7 @@ export class Hypervisor implements HvContext {
     // xenstore: the page below the console, granted to the xenstore domain as ref 1, and an
     // unbound port for it (what Xen's toolstack does before XS_INTRODUCE).
     if (domid !== this.storeDomid) {
-      d.storePfn = pages - 2;
+      d.storePfn = layout?.storePfn ?? pages - 2;
       const at = this.gnttab.entryAddress(d, GNTTAB_RESERVED.XENSTORE);
       const table = new DataView(this.memory.buffer, at - GNTTAB_RESERVED.XENSTORE * GRANT_ENTRY_V1.SIZE);
       const frame = d.translated ? d.storePfn : d.p2m[d.storePfn]!;
@@ -315,7 +317,7 @@ export class Hypervisor implements HvContext {
    * masked, as the domain builder leaves them [xg_dom_x86.c].
    */
   createPvDomain(options: PvDomainOptions): Domain {
-    const d = this.newDomain("x86-pv", options.name, options.memoryPages, options.privileged ?? false, options.weight ?? DEFAULT_WEIGHT);
+    const d = this.newDomain("x86-pv", options.name, options.memoryPages, options.privileged ?? false, options.weight ?? DEFAULT_WEIGHT, options.layout);
     for (let v = 0; v < 32; v++) d.sharedInfo.setUpcallMask(v, 1);
     d.vcpu = options.vcpu;
     return d;
@@ -380,6 +382,7 @@ export class Hypervisor implements HvContext {
     if (!d.alive || d.state === "shutdown") return;
     d.state = "shutdown";
     d.shutdownReason = reason;
+    this.drainConsole(d); // text printed just before shutdown may never have been signalled
     this.log(`d${d.domid}: shutdown (reason ${reason})`);
     this.notifyDomExc();
     if (this.scheduler.current === d) this.scheduler.block(d);
@@ -511,11 +514,16 @@ export class Hypervisor implements HvContext {
     return this.scheduler.run(this.clock.now() + ns);
   }
 
+  /** Moves whatever `d` has put in its console ring into its console log. */
+  drainConsole(d: Domain): void {
+    if (d.alive && d.consolePfn >= 0) d.consoleLog += drainConsoleOut(this.memory.page(d.p2m[d.consolePfn]!));
+  }
+
   /** What domain `domid` printed on its console (drains its ring first). */
   consoleOf(domid: DomId): string {
     const d = this.table.get(domid);
     if (d === undefined) return "";
-    if (d.alive && d.consolePfn >= 0) d.consoleLog += drainConsoleOut(this.memory.page(d.p2m[d.consolePfn]!));
+    this.drainConsole(d);
     return d.consoleLog;
   }
 

@@ -26,3 +26,7 @@ export { NR_IRQS } from "./interrupts.ts";
 export { PCI_CONF1, PciConfigMechanism1, configAddress, decodeConfigAddress, formatBdf, probePci } from "./pciProbe.ts";
 export type { ProbeOptions } from "./pciProbe.ts";
 export { IoSpace } from "./ioSpace.ts";
+export { MMUEXT, PTE, UVMF, cr3ToMfn, mfnToCr3, pagingVirtualMemory, translate } from "./pae.ts";
+export type { PvPaging } from "./pae.ts";
+export { FLAT_RING1, HYPERVISOR_VIRT_START_PAE, PvImageError, SIF, START_INFO, XEN_ELFNOTE, buildPvDomain, parsePvImage } from "./pvBuilder.ts";
+export type { PvBootState, PvBuildOptions, PvImage } from "./pvBuilder.ts";

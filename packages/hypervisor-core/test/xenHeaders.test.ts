@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { commandWorks, debianPackage, externalTool } from "@paravirt/test-support";
 import { describe, expect, it } from "vitest";
 import {
-  ARGS_X86_32 as A, CONSOLEIO, DOMCTL, MMU, GNTTAB_RESERVED, HYPERVISOR, NR_EVTCHN_PORTS, PHYSDEVOP, SCHEDOP, SHARED_INFO, SHUTDOWN,
+  ARGS_X86_32 as A, CONSOLEIO, DOMCTL, FLAT_RING1, HYPERVISOR_VIRT_START_PAE, MMU, MMUEXT, SIF, START_INFO, UVMF, XEN_ELFNOTE, GNTTAB_RESERVED, HYPERVISOR, NR_EVTCHN_PORTS, PHYSDEVOP, SCHEDOP, SHARED_INFO, SHUTDOWN,
   VCPU_INFO, VCPU_TIME_INFO, VMASST, XENIRQSTAT, XENVER,
 } from "../src/index.ts";
 
@@ -76,6 +76,20 @@ const ours: Record<string, number> = {
   "physdev_irq_status_query.irq": A.physdev_irq_status_query.IRQ, "physdev_irq_status_query.flags": A.physdev_irq_status_query.FLAGS,
   "sizeof.mmu_update": A.mmu_update.SIZE, "mmu_update.ptr": A.mmu_update.PTR, "mmu_update.val": A.mmu_update.VAL,
   ...consts("MMU_", MMU),
+  "sizeof.mmuext_op": A.mmuext_op.SIZE, "mmuext_op.cmd": A.mmuext_op.CMD, "mmuext_op.arg1": A.mmuext_op.ARG1, "mmuext_op.arg2": A.mmuext_op.ARG2,
+  ...consts("MMUEXT_", MMUEXT),
+  ...consts("UVMF_", UVMF),
+  "sizeof.start_info": START_INFO.SIZE, "start_info.magic": START_INFO.MAGIC, "start_info.nr_pages": START_INFO.NR_PAGES,
+  "start_info.shared_info": START_INFO.SHARED_INFO, "start_info.flags": START_INFO.FLAGS, "start_info.store_mfn": START_INFO.STORE_MFN,
+  "start_info.store_evtchn": START_INFO.STORE_EVTCHN, "start_info.console.domU.mfn": START_INFO.CONSOLE_MFN,
+  "start_info.console.domU.evtchn": START_INFO.CONSOLE_EVTCHN, "start_info.pt_base": START_INFO.PT_BASE,
+  "start_info.nr_pt_frames": START_INFO.NR_PT_FRAMES, "start_info.mfn_list": START_INFO.MFN_LIST, "start_info.mod_start": START_INFO.MOD_START,
+  "start_info.mod_len": START_INFO.MOD_LEN, "start_info.cmd_line": START_INFO.CMD_LINE, "start_info.first_p2m_pfn": START_INFO.FIRST_P2M_PFN,
+  "start_info.nr_p2m_frames": START_INFO.NR_P2M_FRAMES, MAX_GUEST_CMDLINE: START_INFO.MAX_GUEST_CMDLINE,
+  SIF_PRIVILEGED: SIF.PRIVILEGED, SIF_INITDOMAIN: SIF.INITDOMAIN,
+  FLAT_RING1_CS: FLAT_RING1.CS, FLAT_RING1_DS: FLAT_RING1.DS, FLAT_RING1_SS: FLAT_RING1.SS,
+  __HYPERVISOR_VIRT_START_PAE: HYPERVISOR_VIRT_START_PAE,
+  ...consts("XEN_ELFNOTE_", XEN_ELFNOTE),
   ...consts("__HYPERVISOR_", HYPERVISOR),
   ...consts("SCHEDOP_", SCHEDOP),
   ...consts("SHUTDOWN_", SHUTDOWN),
