@@ -495,16 +495,36 @@ export class Hypervisor implements HvContext {
    * scheduling steps it yields to the host's event loop so promise continuations run and post
    * their tasks before virtual time moves on. "idle" only when nothing is runnable, no timer is
    * pending, and the host had nothing left to do.
+   *
+   * `pace` (virtual ns per wall-clock ns, e.g. 1) keeps virtual time from running ahead of
+   * wall-clock time, for interactive use: the run loop (host code, not a guest) waits on the
+   * host's timers when virtual time gets ahead.
    */
-  async runAsync(until = Infinity): Promise<RunResult> {
+  async runAsync(until = Infinity, options: { pace?: number } = {}): Promise<RunResult> {
+    const pace = options.pace;
+    const wall0 = performance.now();
+    const virt0 = this.clock.now();
+    const catchUp = async (virtualTarget: number) => {
+      if (pace === undefined || !(pace > 0)) return;
+      const aheadMs = (virtualTarget - virt0) / pace / 1e6 - (performance.now() - wall0);
+      if (aheadMs > 1) await new Promise((resolve) => setTimeout(resolve, aheadMs));
+    };
     for (;;) {
       await yieldToHost();
+      if (pace !== undefined && !this.scheduler.hasRunnable()) {
+        const next = this.clock.nextDeadline();
+        if (next !== undefined) await catchUp(Math.min(next, until));
+      }
       const s = this.scheduler.step(until);
+      await catchUp(this.clock.now());
       if (s === "until") return "until";
       if (s !== "idle") continue;
       await yieldToHost();
       if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined) continue;
-      if (until !== Infinity) this.clock.advanceTo(until);
+      if (until !== Infinity) {
+        await catchUp(until);
+        this.clock.advanceTo(until);
+      }
       return "idle";
     }
   }

@@ -49,7 +49,8 @@ function check(rc: number, what: string): number {
 
 /** A xenstore placeholder until one is attached: every call rejects with ENOTCONN. */
 const NO_XENSTORE: XenStore = new Proxy({} as XenStore, {
-  get: () => () => Promise.reject(new XenError(XEN_ERRNO.ENOTCONN, "no xenstore attached to this domain")),
+  // Not a thenable: only the XenStore methods exist.
+  get: (_t, key) => (key === "then" ? undefined : () => Promise.reject(new XenError(XEN_ERRNO.ENOTCONN, "no xenstore attached to this domain"))),
 });
 
 export class NativeDomain {

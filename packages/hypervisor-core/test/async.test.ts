@@ -39,4 +39,24 @@ describe("kernels written with promises", () => {
       ["b", "running"],
     ]);
   });
+
+  it("pace keeps virtual time from running ahead of wall-clock time", async () => {
+    const hv = new Hypervisor({ memoryFrames: 256 });
+    const d = hv.createNativeDomain({ name: "d", memoryPages: 16 });
+    let firedAt = -1;
+    d.post(() => {
+      d.onTimer(() => (firedAt = d.now()));
+      d.setTimer(40_000_000); // 40 ms
+    });
+    const t0 = performance.now();
+    expect(await hv.runAsync(Infinity, { pace: 1 })).toBe("idle");
+    const wall = performance.now() - t0;
+    expect(firedAt).toBe(40_000_000);
+    expect(wall).toBeGreaterThanOrEqual(35);
+    // Unpaced, the same wait is instant.
+    const t1 = performance.now();
+    d.post(() => d.setTimer(d.now() + 10_000_000_000)); // 10 s virtual
+    await hv.runAsync();
+    expect(performance.now() - t1).toBeLessThan(1000);
+  });
 });
