@@ -1,0 +1,53 @@
+/**
+ * Running a hypervisor-based machine: the hypervisor's scheduler runs domains' tasks in
+ * virtual time, promise continuations and host I/O (the disk image) run on the host's event
+ * loop in between. Virtual time never moves while host I/O is in flight, so a device's
+ * timeout cannot fire because the host's disk is slow.
+ */
+import type { Hypervisor } from "@paravirt/hypervisor-core";
+import type { HostIoTracker } from "@paravirt/pc-board";
+
+/** Virtual time one scheduling slice of the loop may cover. */
+const SLICE_NS = 1_000_000;
+
+export interface LoopOptions {
+  /** Wall-clock ms with nothing to do before giving up. Default 30 000. */
+  idleTimeoutMs?: number;
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Runs until `done()`; rejects when the machine has nothing left to do first. */
+export async function runMachine(hv: Hypervisor, hostIo: HostIoTracker, done: () => boolean, options: LoopOptions = {}): Promise<void> {
+  const idleTimeout = options.idleTimeoutMs ?? 30_000;
+  let idleSince = performance.now();
+  while (!done()) {
+    if (hostIo.inFlight > 0) {
+      await hv.runAsync(hv.clock.now());
+      await turn();
+      idleSince = performance.now();
+      continue;
+    }
+    const before = hv.clock.now();
+    const r = await hv.runAsync(before + SLICE_NS);
+    if (r === "idle" && hostIo.inFlight === 0 && !done()) {
+      if (performance.now() - idleSince > idleTimeout) {
+        throw new Error(`the machine went idle for ${idleTimeout} ms before finishing (virtual time ${hv.clock.now()} ns)`);
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    } else {
+      idleSince = performance.now();
+    }
+  }
+}
+
+/** Runs the machine until `p` settles; returns its value or throws its error. */
+export async function runFor<T>(hv: Hypervisor, hostIo: HostIoTracker, p: Promise<T>, options?: LoopOptions): Promise<T> {
+  let settled = false;
+  const watched = p.finally(() => {
+    settled = true;
+  });
+  watched.catch(() => {});
+  await runMachine(hv, hostIo, () => settled, options);
+  return watched;
+}
