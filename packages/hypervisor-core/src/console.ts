@@ -18,3 +18,14 @@ export function drainConsoleOut(page: Uint8Array): string {
 export function writeConsoleOut(page: Uint8Array, bytes: Uint8Array): number {
   return consoleRings(page).out.write(bytes);
 }
+
+/** Console backend side: writes as much of `bytes` as fits into the guest's input ring. */
+export function writeConsoleIn(page: Uint8Array, bytes: Uint8Array): number {
+  return consoleRings(page).in.write(bytes);
+}
+
+/** Guest side: reads what the console backend put in the input ring. */
+export function readConsoleIn(page: Uint8Array): string {
+  const bytes = consoleRings(page).in.drain();
+  return bytes.length === 0 ? "" : decoder.decode(bytes);
+}

@@ -19,7 +19,7 @@ import {
   type PciDeviceInfo,
 } from "@paravirt/vm-interfaces";
 import { GNTTAB_RESERVED, SHUTDOWN } from "./abi.ts";
-import { drainConsoleOut } from "./console.ts";
+import { drainConsoleOut, writeConsoleIn } from "./console.ts";
 import type { HvContext } from "./context.ts";
 import { Domain, type DomainKind, type PvVcpu } from "./domain.ts";
 import { EventChannelOps } from "./eventChannels.ts";
@@ -537,6 +537,17 @@ export class Hypervisor implements HvContext {
   /** Moves whatever `d` has put in its console ring into its console log. */
   drainConsole(d: Domain): void {
     if (d.alive && d.consolePfn >= 0) d.consoleLog += drainConsoleOut(this.memory.page(d.p2m[d.consolePfn]!));
+  }
+
+  /**
+   * Types `text` into domain `domid`'s console (its `in` ring) and raises its console port, as
+   * xenconsoled does; returns how many bytes fit.
+   */
+  consoleInput(domid: DomId, text: string): number {
+    const d = this.mustGet(domid);
+    const n = writeConsoleIn(this.memory.page(d.p2m[d.consolePfn]!), new TextEncoder().encode(text));
+    if (n > 0) this.evtchn.raise(d, d.consolePort);
+    return n;
   }
 
   /** What domain `domid` printed on its console (drains its ring first). */

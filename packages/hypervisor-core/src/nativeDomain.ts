@@ -31,7 +31,7 @@ import {
   type XenStore,
 } from "@paravirt/vm-interfaces";
 import { GNTTAB_FIRST_FREE_REF } from "./abi.ts";
-import { writeConsoleOut } from "./console.ts";
+import { readConsoleIn, writeConsoleOut } from "./console.ts";
 import type { Domain } from "./domain.ts";
 import { XenDriverPlatform } from "./driverPlatform.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
@@ -236,6 +236,16 @@ export class NativeDomain {
       if (n === 0) break;
       bytes = bytes.subarray(n);
     }
+  }
+
+  /** Calls `handler` with console input typed into this domain (see `Hypervisor.consoleInput`). */
+  onConsoleInput(handler: (text: string) => void): () => void {
+    const d = this.record;
+    const page = this.hv.memory.page(d.p2m[d.consolePfn]!);
+    return this.evtchn.onEvent(d.consolePort, () => {
+      const text = readConsoleIn(page);
+      if (text !== "") handler(text);
+    });
   }
 
   /** Reads another domain's console output (privileged domains only). */

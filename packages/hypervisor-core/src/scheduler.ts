@@ -40,6 +40,9 @@ export class Scheduler {
   readonly nsPerInstruction: number;
   private readonly domains: Domain[] = [];
   private needResched = false;
+  /** Context-switch allowance: how far behind a waking domain must be to preempt (virtual ns). */
+  readonly ctxAllowNs: number;
+  private sliceStart = 0;
   /** The domain running now, if any. */
   current: Domain | undefined;
   /** Slices handed out. */
@@ -53,6 +56,7 @@ export class Scheduler {
     this.hooks = hooks;
     this.sliceNs = sliceNs;
     this.nsPerInstruction = nsPerInstruction;
+    this.ctxAllowNs = sliceNs / 10;
   }
 
   /** The LAPIC timer interrupt handler. */
@@ -78,11 +82,19 @@ export class Scheduler {
     return d.vcpu !== undefined && !d.blocked;
   }
 
-  /** A blocked domain got work or an event. */
+  /**
+   * A blocked domain got work or an event. If it is owed CPU (its virtual time is below the
+   * running domain's by more than the context-switch allowance), the running domain is
+   * preempted at its next task or instruction-budget boundary, as BVT does on wake-up.
+   */
   wake(d: Domain): void {
-    if (d.blocked) {
-      d.blocked = false;
-      d.vtime = Math.max(d.vtime, this.minVtime(d));
+    if (!d.blocked) return;
+    d.blocked = false;
+    d.vtime = Math.max(d.vtime, this.minVtime(d));
+    const cur = this.current;
+    if (cur !== undefined && cur !== d && this.runnable(d)) {
+      const curVtime = cur.vtime + ((this.clock.now() - this.sliceStart) * DEFAULT_WEIGHT) / cur.weight;
+      if (d.vtime + this.ctxAllowNs < curVtime) this.needResched = true;
     }
   }
 
@@ -183,6 +195,7 @@ export class Scheduler {
   private runSlice(d: Domain, until: number): void {
     const clock = this.clock;
     const start = clock.now();
+    this.sliceStart = start;
     this.current = d;
     this.needResched = false;
     this.apic.oneShot(this.sliceNs, TIMER_VECTOR);

@@ -134,4 +134,15 @@ describe("consoles", () => {
     expect(hv.hypercalls.consoleWrite(dom0.record, "(XEN) hi\n")).toBe(0);
     expect(hv.consoleOutput).toBe("(XEN) hi\n");
   });
+
+  it("console input reaches the domain through its in ring and console port", () => {
+    const hv = new Hypervisor({ memoryFrames: 256 });
+    const u = hv.createNativeDomain({ name: "u", memoryPages: 16 });
+    const got: string[] = [];
+    u.post(() => u.onConsoleInput((t) => got.push(t)));
+    hv.run();
+    expect(hv.consoleInput(u.domid, "boot\n")).toBe(5);
+    hv.run();
+    expect(got).toEqual(["boot\n"]);
+  });
 });

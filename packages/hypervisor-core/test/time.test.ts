@@ -91,4 +91,20 @@ describe("time", () => {
     expect(hv.scheduler.ticks).toBeGreaterThan(250);
     expect(hv.apic.fired).toBe(hv.scheduler.ticks);
   });
+
+  it("a domain woken by an event preempts a CPU-bound one (BVT wake-up), not at the slice end", () => {
+    const hv = new Hypervisor({ memoryFrames: 256, sliceNs: 1_000_000 });
+    const hog = hv.createNativeDomain({ name: "hog", memoryPages: 8 });
+    const io = hv.createNativeDomain({ name: "io", memoryPages: 8 });
+    const loop = () => hog.post(loop, 1000);
+    hog.post(loop, 1000);
+    let ranAt = -1;
+    io.post(() => {
+      io.onTimer(() => (ranAt = io.now()));
+      io.setTimer(2_500_000);
+    });
+    hv.run(5_000_000);
+    expect(ranAt).toBeGreaterThanOrEqual(2_500_000);
+    expect(ranAt).toBeLessThan(2_510_000);
+  });
 });
