@@ -63,4 +63,33 @@ describe("pirq dispatch", () => {
     m.nic.irq!.setLevel(true);
     expect(hv.pirq.stats(11).spurious).toBe(1);
   });
+
+  it("a line shared by two domains is unmasked only after both EOI", () => {
+    const { m, hv, drv, p } = setup();
+    const other = hv.createNativeDomain({ name: "other", privileged: true, memoryPages: 16 });
+    hv.grantIrq(other.domid, 11); // e.g. two functions wired to the same INTx line
+    const q = other.driverPlatform();
+    let a = 0;
+    let b = 0;
+    drv.post(() => void p.requestIrq(11, () => a++));
+    hv.run();
+    // other binds but does not EOI (raw pirq channel, no DriverPlatform EOI).
+    const port = hv.hypercalls.evtchnBindPirq(other.record, 11);
+    other.post(() => other.evtchn.onEvent(port, () => b++));
+    hv.run();
+    expect(hv.hypercalls.physdevIrqStatusQuery(drv.record, 11).flags).toBe(3); // needs_eoi | shared
+    m.nic.irq!.setLevel(true);
+    m.nic.irq!.setLevel(false);
+    hv.run();
+    expect([a, b]).toEqual([1, 1]);
+    expect(hv.pirq.stats(11).inService).toBe(true); // drv acked, other has not
+    m.nic.irq!.setLevel(true);
+    m.nic.irq!.setLevel(false);
+    hv.run();
+    expect([a, b]).toEqual([1, 1]); // latched, still masked
+    expect(hv.hypercalls.physdevEoi(other.record, 11)).toBe(0);
+    hv.run();
+    expect([a, b]).toEqual([2, 2]); // the latched edge, delivered to both
+    void q;
+  });
 });
