@@ -316,12 +316,14 @@ export class Hypercalls {
     return 0;
   }
 
-  /** CONSOLEIO_read: drains up to `max` bytes of console input (none is ever queued yet). */
+  /** CONSOLEIO_read: takes up to `max` characters typed at the hypervisor console (`Hypervisor.serialInput`). */
   consoleRead(d: Domain, max: number): string | number {
     this.count(HYPERVISOR.console_io);
     if (!d.privileged) return -E.EPERM;
-    void max;
-    return "";
+    if (!Number.isInteger(max) || max < 0) return -E.EINVAL;
+    const text = this.hv.serialInputBuffer.slice(0, max);
+    this.hv.serialInputBuffer = this.hv.serialInputBuffer.slice(text.length);
+    return text;
   }
 
   physdevEoi(d: Domain, irq: number): number {
@@ -608,8 +610,12 @@ export class Hypercalls {
       return this.consoleWrite(d, new TextDecoder().decode(bytes));
     }
     if (cmd === CONSOLEIO.read) {
+      if (count >>> 0 > 65536) return -E.EINVAL;
       const r = this.consoleRead(d, count);
-      return typeof r === "number" ? r : r.length;
+      if (typeof r === "number") return r;
+      const bytes = new TextEncoder().encode(r);
+      for (let i = 0; i < bytes.length; i++) if (!m.writeU8(buf + i, bytes[i]!)) return -E.EFAULT;
+      return bytes.length;
     }
     return -E.EINVAL;
   }

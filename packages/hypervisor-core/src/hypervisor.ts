@@ -157,8 +157,10 @@ export class Hypervisor implements HvContext {
   readonly pciConfig: PciConfigMechanism1;
   /** Hypervisor log (refusals, lifecycle). */
   readonly logLines: string[] = [];
-  /** Output written with CONSOLEIO_write. */
+  /** Output written with CONSOLEIO_write (the hypervisor's own console). */
   consoleOutput = "";
+  /** Typed at the hypervisor's console, waiting for CONSOLEIO_read. */
+  serialInputBuffer = "";
 
   private readonly table = new Map<DomId, Domain>();
   private readonly natives = new Map<DomId, NativeDomain>();
@@ -537,6 +539,11 @@ export class Hypervisor implements HvContext {
   /** Moves whatever `d` has put in its console ring into its console log. */
   drainConsole(d: Domain): void {
     if (d.alive && d.consolePfn >= 0) d.consoleLog += drainConsoleOut(this.memory.page(d.p2m[d.consolePfn]!));
+  }
+
+  /** Types `text` at the hypervisor's own console, for dom0's CONSOLEIO_read. */
+  serialInput(text: string): void {
+    this.serialInputBuffer += text;
   }
 
   /**

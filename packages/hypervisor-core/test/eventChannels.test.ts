@@ -133,6 +133,10 @@ describe("consoles", () => {
     expect(hv.hypercalls.consoleWrite(u.record, "x")).toBe(-XEN_ERRNO.EPERM);
     expect(hv.hypercalls.consoleWrite(dom0.record, "(XEN) hi\n")).toBe(0);
     expect(hv.consoleOutput).toBe("(XEN) hi\n");
+    hv.serialInput("abc");
+    expect(hv.hypercalls.consoleRead(dom0.record, 2)).toBe("ab");
+    expect(hv.hypercalls.consoleRead(dom0.record, 10)).toBe("c");
+    expect(hv.hypercalls.consoleRead(u.record, 10)).toBe(-XEN_ERRNO.EPERM);
   });
 
   it("console input reaches the domain through its in ring and console port", () => {
