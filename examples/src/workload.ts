@@ -96,8 +96,26 @@ export interface ThroughputResult {
 }
 
 /**
- * Wall-clock throughput of `count` requests of `blockBytes`, `depth` in flight, sequential or
- * at seeded random aligned offsets within the first `spanSectors`.
+ * The bytes the throughput runs write into their scratch area: a function of the byte's
+ * position only, so whatever the order and overlap of writes, the area ends up holding exactly
+ * `scratchPattern(area length)` and can be checked from outside.
+ */
+export function scratchPattern(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i + 4 <= length; i += 4) {
+    let x = (i / 4 + 0x9e3779b9) >>> 0;
+    x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
+    x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
+    dv.setUint32(i, (x ^ (x >>> 16)) >>> 0, true);
+  }
+  return out;
+}
+
+/**
+ * Wall-clock throughput of `count` requests of `blockBytes`, `depth` in flight, sequential or at
+ * seeded random aligned offsets, within the scratch area `[startSector, startSector + scratch.length/ss)`.
+ * Writes put `scratch`'s own bytes at their place (see {@link scratchPattern}).
  */
 export async function measureThroughput(
   device: BlockDevice,
@@ -105,12 +123,13 @@ export async function measureThroughput(
   patternKind: "sequential" | "random",
   blockBytes: number,
   count: number,
-  depth = 8,
-  spanSectors = device.info.sectors,
+  depth: number,
+  startSector: number,
+  scratch: Uint8Array,
 ): Promise<ThroughputResult> {
   const ss = device.info.sectorSize;
   const per = blockBytes / ss;
-  const slots = Math.max(1, Math.floor(spanSectors / per));
+  const slots = Math.max(1, Math.floor(scratch.length / blockBytes));
   let x = 0x9e3779b9;
   const next = () => {
     x ^= x << 13;
@@ -120,15 +139,15 @@ export async function measureThroughput(
     x >>>= 0;
     return x;
   };
-  const bufs = Array.from({ length: depth }, (_, i) => pattern(blockBytes, 1000 + i));
+  const readBufs = Array.from({ length: depth }, () => new Uint8Array(blockBytes));
   let issued = 0;
   const t0 = performance.now();
   const worker = async (w: number) => {
     while (issued < count) {
       const i = issued++;
       const slot = patternKind === "sequential" ? i % slots : next() % slots;
-      if (op === "read") await device.read(slot * per, bufs[w]!);
-      else await device.write(slot * per, bufs[w]!);
+      if (op === "read") await device.read(startSector + slot * per, readBufs[w]!);
+      else await device.write(startSector + slot * per, scratch.subarray(slot * blockBytes, (slot + 1) * blockBytes));
     }
   };
   await Promise.all(Array.from({ length: depth }, (_, w) => worker(w)));
