@@ -116,7 +116,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       writes.push({ offset: scratchStart * 512, length: scratch.length, sha256: createHash("sha256").update(scratch).digest("hex") });
     }
     await sys.run(sys.domU.xvda.flush());
-    const bb = sys.dom0.blkback!.stats;
+    const bb = sys.dom0.blkback.stats;
     const bf = sys.domU.xvda.stats;
     const ch = sys.dom0.disk.channel.stats;
     const counters = {

@@ -7,10 +7,14 @@
  *                    timer, PCI probing and I/O-space checks          hw-ide (PIIX) ─▶ disk image
  *
  * dom0 owns the IDE function (assigned by PCI id at probe time) and runs the unmodified ATA
- * driver on the hypervisor's driver platform; the domU has no hardware at all.
+ * driver on the hypervisor's driver platform; domUs have no hardware at all.
+ *
+ * Built in steps so other paths can be added: {@link createMachine} (hypervisor, board, dom0
+ * with xenstored), {@link addIdeDisk} (the controller and dom0's ATA driver), {@link addDomU}
+ * (a guest introduced to xenstored), {@link addVbd} (a disk for a guest, served by blkback).
  */
 import { VirtualClock, type BlockDevice } from "@paravirt/vm-interfaces";
-import { Hypervisor, type NativeDomain } from "@paravirt/hypervisor-core";
+import { Hypervisor, type DeviceAssignment, type NativeDomain } from "@paravirt/hypervisor-core";
 import { PcBoard, trackBlockDevice } from "@paravirt/pc-board";
 import { AtaDisk as IdeDisk, PiixIde } from "@paravirt/hw-ide";
 import { probeAta, type AtaDisk } from "@paravirt/driver-ata";
@@ -23,122 +27,206 @@ import { runFor } from "./machineLoop.ts";
 /** xvda's virtual-device number [Xen docs/misc/vbd-interface.txt: (202 << 8) | 0]. */
 export const XVDA = 51712;
 
+export type Narrate = (timeNs: number, who: string, line: string) => void;
+
+/** A running domain: the hypervisor's handle and the kernel on it. */
+export interface Guest {
+  domain: NativeDomain;
+  kernel: NativeKernel;
+}
+
+/** The machine with dom0 running xenstored, before any device is added. */
+export interface Machine {
+  hv: Hypervisor;
+  board: PcBoard;
+  clock: VirtualClock;
+  xenstored: XenstoreServer;
+  dom0: Guest;
+  /** dom0's privileged xenstore connection (the toolstack's). */
+  toolstack: XenstoreClient;
+  say: Narrate;
+  /** Runs the machine until `p` settles. */
+  run<T>(p: Promise<T>): Promise<T>;
+}
+
+export interface MachineOptions {
+  /** Machine memory in MiB (default 96). */
+  memoryMiB?: number;
+  /** Pages of dom0 (default 8192 = 32 MiB). */
+  dom0Pages?: number;
+  /** Which PCI functions dom0 (or a driver domain, by name) is given. */
+  assignments?: readonly DeviceAssignment[];
+  narrate?: Narrate;
+}
+
+/** Boots the hypervisor on a PC board and dom0 with xenstored. Devices are plugged before `hv.probePci()`, which `addIdeDisk` and others call. */
+export function createMachine(o: MachineOptions = {}): Machine {
+  const say = o.narrate ?? (() => {});
+  const clock = new VirtualClock();
+  const hv = new Hypervisor({
+    memoryFrames: ((o.memoryMiB ?? 96) * 1024 * 1024) / 4096,
+    clock,
+    assignments: o.assignments ?? [],
+    logSink: (line) => say(clock.now(), "xen", line.replace(/^\[[\d.]+ ms\] /, "")),
+  });
+  // The board's RAM is the hypervisor's machine memory, so bus-master DMA lands in the very
+  // frames the hypervisor hands to domains (and that they grant to each other).
+  const board = new PcBoard({ ram: hv.memory.buffer, clock, ports: hv.ports, mmio: hv.mmio, irqs: hv.irqRouter });
+  const run = <T>(p: Promise<T>) => runFor(hv, board.hostIo, p);
+  const d0 = hv.createNativeDomain({ name: "dom0", privileged: true, memoryPages: o.dom0Pages ?? 8192 });
+  const xenstored = new XenstoreServer();
+  const toolstack = new XenstoreClient(xenstored.connectLocal(d0.domid));
+  d0.attachXenStore(toolstack);
+  const kernel = new NativeKernel({ name: "dom0", xen: d0.services(), platform: d0.driverPlatform(), log: (l) => say(clock.now(), "dom0", l) });
+  return { hv, board, clock, xenstored, dom0: { domain: d0, kernel }, toolstack, say, run };
+}
+
+/** Plugs a PIIX IDE controller with `disk` as primary master into the board (00:01.1). */
+export function plugIde(m: Machine, disk: BlockDevice): PiixIde {
+  const ide = new PiixIde({
+    memory: m.board.memory,
+    timers: m.clock,
+    irq14: m.board.irqLine(14),
+    irq15: m.board.irqLine(15),
+    primary: { master: new IdeDisk(trackBlockDevice(disk, m.board.hostIo), { model: "PARAVIRT HARDDISK" }) },
+  });
+  ide.registerLegacyPorts(m.board.ports);
+  m.board.plugPci(1, ide, 1);
+  return ide;
+}
+
+/**
+ * Firmware and the hypervisor's PCI probe, after every device is plugged: BARs assigned,
+ * functions given to the domains the assignments name.
+ */
+export function probeHardware(m: Machine): void {
+  m.board.boot();
+  m.hv.probePci();
+}
+
+/**
+ * dom0's vanilla ATA driver finds the controller and its disk. The controller's legacy
+ * (compatibility-mode) ports and IRQs 14/15 are not BARs, so the toolstack grants them to
+ * dom0 explicitly, as Xen's dom0 gets the legacy PC ranges.
+ */
+export async function startAtaDriver(m: Machine): Promise<AtaDisk> {
+  const d0 = m.dom0.domain;
+  for (const ch of [{ cmd: 0x1f0, ctl: 0x3f6, irq: 14 }, { cmd: 0x170, ctl: 0x376, irq: 15 }]) {
+    m.hv.grantIoPorts(d0.domid, ch.cmd, 8);
+    m.hv.grantIoPorts(d0.domid, ch.ctl, 1);
+    m.hv.grantIrq(d0.domid, ch.irq);
+  }
+  m.say(m.clock.now(), "dom0", "probing PCI for disk controllers (vanilla ATA driver)");
+  const [controller] = await m.run(probeAta(m.dom0.kernel.platform!));
+  const hda = controller?.disks[0];
+  if (hda === undefined) throw new Error("dom0's ATA driver found no disk");
+  m.dom0.kernel.blockDevices.add(hda.name, hda);
+  return hda;
+}
+
+/**
+ * Creates an unprivileged domain and introduces it to xenstored: dom0 maps the xenstore page
+ * the builder granted it (GNTTAB_RESERVED_XENSTORE) and binds the port it was offered.
+ */
+export function addDomU(m: Machine, name: string, memoryPages = 4096): Guest {
+  const dU = m.hv.createNativeDomain({ name, memoryPages });
+  const si = dU.startInfo;
+  const d0 = m.dom0.domain;
+  const storeMap = d0.gnttab.map(dU.domid, si.storeGref, true);
+  const storePort = d0.evtchn.bindInterdomain(dU.domid, si.storePort);
+  m.xenstored.introduce(dU.domid, evtchnPort(d0.evtchn, storePort, storeMap.bytes));
+  m.say(m.clock.now(), "xenstored", `introduced domain ${dU.domid} (store page gref ${si.storeGref}, port ${si.storePort})`);
+  dU.attachXenStore(new XenstoreClient(evtchnPort(dU.evtchn, si.storePort, dU.storePage()!)));
+  const kernel = new NativeKernel({ name, xen: dU.services(), log: (l) => m.say(m.clock.now(), name, l) });
+  return { domain: dU, kernel };
+}
+
+/** dom0's blkback instances, by back-end path. */
+const blkbacks = new WeakMap<Machine, Map<string, Blkback>>();
+
+/**
+ * Gives `guest` a vbd backed by `device` in dom0: the toolstack writes the xenstore
+ * directories, dom0's xenbus binds blkback, the guest's xenbus binds blkfront.
+ */
+export async function addVbd(m: Machine, guest: Guest, device: BlockDevice & { name?: string }, devid = XVDA): Promise<{ blkfront: Blkfront; blkback: Blkback }> {
+  const d0 = m.dom0;
+  let byPath = blkbacks.get(m);
+  if (byPath === undefined) {
+    byPath = new Map();
+    blkbacks.set(m, byPath);
+    // The first vbd registers dom0's blkback driver for every vbd from now on.
+    const registry = byPath;
+    const devices = vbdDevices(m);
+    await m.run(
+      d0.kernel.backends.register("vbd", (d) => {
+        const dev = devices.get(`${d.frontendDomid}/${d.devid}`);
+        if (dev === undefined) throw new Error(`no disk configured for vbd ${d.frontendDomid}/${d.devid}`);
+        const bb = new Blkback({ xen: d.xen, device: dev, frontendDomid: d.frontendDomid, devid: d.devid, backendPath: d.backendPath, log: (l) => m.say(m.clock.now(), "dom0/blkback", l) });
+        registry.set(d.backendPath, bb);
+        return { start: () => bb.start(), stop: () => bb.stop() };
+      }),
+    );
+  }
+  vbdDevices(m).set(`${guest.domain.domid}/${devid}`, device);
+  const paths = await m.run(
+    addXenbusDevice(m.toolstack, {
+      kind: "vbd",
+      frontendDomid: guest.domain.domid,
+      backendDomid: d0.domain.domid,
+      devid,
+      frontend: { "virtual-device": String(devid), "device-type": "disk" },
+      backend: { dev: "xvda", type: "phy", params: device.name ?? "disk", mode: device.info.readOnly ? "r" : "w", removable: "0" },
+    }),
+  );
+  m.say(m.clock.now(), "toolstack", `vbd ${devid} of ${guest.kernel.name} -> dom0 ${device.name ?? "disk"}`);
+  let blkfront: Blkfront | undefined;
+  await m.run(
+    guest.kernel.frontends.probe("vbd", (d) => {
+      const bf = new Blkfront({ xen: d.xen, devid: d.devid, log: (l) => m.say(m.clock.now(), `${guest.kernel.name}/blkfront`, l) });
+      blkfront = bf;
+      guest.kernel.blockDevices.add(d.devid === XVDA ? "xvda" : `xvd${d.devid}`, bf);
+      return { connect: () => bf.connect(), close: () => bf.close() };
+    }),
+  );
+  const blkback = byPath.get(paths.backend);
+  if (blkfront === undefined || blkback === undefined) throw new Error(`vbd ${devid} of ${guest.kernel.name} did not connect`);
+  return { blkfront, blkback };
+}
+
+const vbdDeviceMaps = new WeakMap<Machine, Map<string, BlockDevice>>();
+function vbdDevices(m: Machine): Map<string, BlockDevice> {
+  let d = vbdDeviceMaps.get(m);
+  if (d === undefined) vbdDeviceMaps.set(m, (d = new Map()));
+  return d;
+}
+
 export interface Xen2Options {
   /** The disk behind the IDE controller (an image file, a RAM disk). */
   disk: BlockDevice;
   /** Machine memory in MiB (default 96). */
   memoryMiB?: number;
   /** Narrative lines as they happen, with the virtual time in ns. */
-  narrate?: (timeNs: number, who: string, line: string) => void;
+  narrate?: Narrate;
 }
 
-export interface Xen2System {
-  hv: Hypervisor;
-  board: PcBoard;
+export interface Xen2System extends Machine {
   ide: PiixIde;
-  xenstored: XenstoreServer;
-  dom0: { domain: NativeDomain; kernel: NativeKernel; disk: AtaDisk; blkback?: Blkback };
-  domU: { domain: NativeDomain; kernel: NativeKernel; xvda: Blkfront };
-  /** Runs the machine until `p` settles. */
-  run<T>(p: Promise<T>): Promise<T>;
+  dom0: Guest & { disk: AtaDisk; blkback: Blkback };
+  domU: Guest & { xvda: Blkfront };
 }
 
-/** Boots the hypervisor, dom0 (ATA driver, xenstored, blkback) and one domU with blkfront. */
+/** The block demo's system: dom0 with the IDE disk, one domU whose xvda is that disk. */
 export async function bootXen2(o: Xen2Options): Promise<Xen2System> {
-  const say = o.narrate ?? (() => {});
-  const clock = new VirtualClock();
-  const frames = ((o.memoryMiB ?? 96) * 1024 * 1024) / 4096;
-  const hv = new Hypervisor({
-    memoryFrames: frames,
-    clock,
+  const m = createMachine({
+    ...(o.memoryMiB !== undefined ? { memoryMiB: o.memoryMiB } : {}),
+    ...(o.narrate !== undefined ? { narrate: o.narrate } : {}),
     // The toolstack's configuration: the PIIX IDE function belongs to dom0.
     assignments: [{ device: { vendorId: 0x8086, deviceId: 0x7010 }, domain: "dom0" }],
-    logSink: (line) => say(clock.now(), "xen", line.replace(/^\[[\d.]+ ms\] /, "")),
   });
-  // The hardware: the board's RAM is the hypervisor's machine memory, so bus-master DMA lands
-  // in the very frames the hypervisor hands to domains (and grants between them).
-  const board = new PcBoard({ ram: hv.memory.buffer, clock, ports: hv.ports, mmio: hv.mmio, irqs: hv.irqRouter });
-  const ide = new PiixIde({
-    memory: board.memory,
-    timers: clock,
-    irq14: board.irqLine(14),
-    irq15: board.irqLine(15),
-    primary: { master: new IdeDisk(trackBlockDevice(o.disk, board.hostIo), { model: "PARAVIRT HARDDISK" }) },
-  });
-  ide.registerLegacyPorts(board.ports);
-  board.plugPci(1, ide, 1);
-  board.boot();
-  const run = <T>(p: Promise<T>) => runFor(hv, board.hostIo, p);
-
-  // dom0: privileged, given the IDE function's I/O space by the assignment above; the
-  // controller's legacy (compatibility-mode) ports and IRQs 14/15 are not BARs, so the
-  // toolstack grants them explicitly, as Xen's dom0 gets the legacy PC ranges.
-  hv.probePci();
-  const d0 = hv.createNativeDomain({ name: "dom0", privileged: true, memoryPages: 8192 });
-  for (const ch of [{ cmd: 0x1f0, ctl: 0x3f6, irq: 14 }, { cmd: 0x170, ctl: 0x376, irq: 15 }]) {
-    hv.grantIoPorts(d0.domid, ch.cmd, 8);
-    hv.grantIoPorts(d0.domid, ch.ctl, 1);
-    hv.grantIrq(d0.domid, ch.irq);
-  }
-  const xenstored = new XenstoreServer();
-  const dom0Store = new XenstoreClient(xenstored.connectLocal(d0.domid));
-  d0.attachXenStore(dom0Store);
-  const dom0Kernel = new NativeKernel({ name: "dom0", xen: d0.services(), platform: d0.driverPlatform(), log: (l) => say(clock.now(), "dom0", l) });
-  say(clock.now(), "dom0", "probing PCI for disk controllers (vanilla ATA driver)");
-  const [controller] = await run(probeAta(dom0Kernel.platform!));
-  const hda = controller?.disks[0];
-  if (hda === undefined) throw new Error("dom0's ATA driver found no disk");
-  dom0Kernel.blockDevices.add(hda.name, hda);
-
-  // domU: no hardware; a xenstore page and port offered to dom0, which xenstored maps and binds
-  // (XS_INTRODUCE), and a vbd the toolstack creates.
-  const dU = hv.createNativeDomain({ name: "domU1", memoryPages: 4096 });
-  const si = dU.startInfo;
-  const storeMap = d0.gnttab.map(dU.domid, si.storeGref, true);
-  const storePort = d0.evtchn.bindInterdomain(dU.domid, si.storePort);
-  xenstored.introduce(dU.domid, evtchnPort(d0.evtchn, storePort, storeMap.bytes));
-  say(clock.now(), "xenstored", `introduced domain ${dU.domid} (store page gref ${si.storeGref}, port ${si.storePort})`);
-  dU.attachXenStore(new XenstoreClient(evtchnPort(dU.evtchn, si.storePort, dU.storePage()!)));
-  const domUKernel = new NativeKernel({ name: "domU1", xen: dU.services(), log: (l) => say(clock.now(), "domU1", l) });
-
-  const sectors = hda.info.sectors;
-  await run(
-    addXenbusDevice(dom0Store, {
-      kind: "vbd",
-      frontendDomid: dU.domid,
-      backendDomid: d0.domid,
-      devid: XVDA,
-      frontend: { "virtual-device": String(XVDA), "device-type": "disk" },
-      backend: { dev: "xvda", type: "phy", params: hda.name, mode: "w", "removable": "0", "sectors-hint": String(sectors) },
-    }),
-  );
-  say(clock.now(), "toolstack", `vbd ${XVDA} (xvda) of domU1 -> dom0 ${hda.name}`);
-
-  const dom0: Xen2System["dom0"] = { domain: d0, kernel: dom0Kernel, disk: hda };
-  await run(
-    dom0Kernel.backends.register("vbd", (d) => {
-      const bb = new Blkback({
-        xen: d.xen,
-        device: hda,
-        frontendDomid: d.frontendDomid,
-        devid: d.devid,
-        backendPath: d.backendPath,
-        log: (l) => say(clock.now(), "dom0/blkback", l),
-      });
-      dom0.blkback = bb;
-      return { start: () => bb.start(), stop: () => bb.stop() };
-    }),
-  );
-
-  let xvda: Blkfront | undefined;
-  await run(
-    domUKernel.frontends.probe("vbd", (d) => {
-      const bf = new Blkfront({ xen: d.xen, devid: d.devid, log: (l) => say(clock.now(), "domU1/blkfront", l) });
-      xvda = bf;
-      domUKernel.blockDevices.add("xvda", bf);
-      return { connect: () => bf.connect(), close: () => bf.close() };
-    }),
-  );
-  if (xvda === undefined) throw new Error("domU1 found no vbd");
-  return { hv, board, ide, xenstored, dom0, domU: { domain: dU, kernel: domUKernel, xvda }, run };
+  const ide = plugIde(m, o.disk);
+  probeHardware(m);
+  const hda = await startAtaDriver(m);
+  const domU = addDomU(m, "domU1");
+  const { blkfront, blkback } = await addVbd(m, domU, hda);
+  return { ...m, ide, dom0: { ...m.dom0, disk: hda, blkback }, domU: { ...domU, xvda: blkfront } };
 }
