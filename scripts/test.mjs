@@ -20,7 +20,7 @@ if (tsc.status !== 0) console.error("type check failed (tsc -p tsconfig.test.jso
 
 const turbo = spawnSync(
   "pnpm",
-  ["exec", "turbo", "run", "test", "--output-logs=new-only", "--continue", ...process.argv.slice(2)],
+  ["exec", "turbo", "run", "test", "--output-logs=new-only", "--continue", "--concurrency=2", ...process.argv.slice(2)],
   { cwd: root, stdio: "inherit", env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" } },
 );
 
