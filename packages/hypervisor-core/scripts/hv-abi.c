@@ -17,6 +17,7 @@
 #include <xen/version.h>
 #include <xen/domctl.h>
 #include <xen/elfnote.h>
+#include <xen/memory.h>
 
 static int first = 1;
 static void num(const char *k, long long v) { printf("%s\n  \"%s\": %lld", first ? "" : ",", k, v); first = 0; }
@@ -58,6 +59,11 @@ int main(void) {
   SZ(gnttab_query_size); OFF(gnttab_query_size, dom); OFF(gnttab_query_size, nr_frames); OFF(gnttab_query_size, max_nr_frames); OFF(gnttab_query_size, status);
   OFF(gnttab_dump_table, dom); OFF(gnttab_dump_table, status);
   OFF(gnttab_set_version, version); OFF(gnttab_get_version, dom); OFF(gnttab_get_version, version);
+  SZ(gnttab_transfer); OFF(gnttab_transfer, mfn); OFF(gnttab_transfer, domid); OFF(gnttab_transfer, ref); OFF(gnttab_transfer, status);
+  SZ(xen_memory_reservation); OFF(xen_memory_reservation, extent_start); OFF(xen_memory_reservation, nr_extents);
+  OFF(xen_memory_reservation, extent_order); OFF(xen_memory_reservation, mem_flags); OFF(xen_memory_reservation, domid);
+  K(XENMEM_increase_reservation); K(XENMEM_decrease_reservation); K(XENMEM_maximum_ram_page); K(XENMEM_current_reservation);
+  K(XENMEM_maximum_reservation); K(XENMEM_populate_physmap);
   K(GNTTAB_RESERVED_CONSOLE); K(GNTTAB_RESERVED_XENSTORE);
   /* xen.h mmu_update */
   SZ(mmu_update); OFF(mmu_update, ptr); OFF(mmu_update, val);

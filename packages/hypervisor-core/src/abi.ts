@@ -51,6 +51,16 @@ export const MMU = {
   PT_UPDATE_PRESERVE_AD: 2,
 } as const;
 
+/** `XENMEM_*` sub-operations of memory_op [xen/include/public/memory.h]. */
+export const XENMEM = {
+  increase_reservation: 0,
+  decrease_reservation: 1,
+  maximum_ram_page: 2,
+  current_reservation: 3,
+  maximum_reservation: 4,
+  populate_physmap: 6,
+} as const;
+
 /** `SCHEDOP_*` [xen/include/public/sched.h]. */
 export const SCHEDOP = {
   yield: 0,
@@ -165,6 +175,10 @@ export const ARGS_X86_32 = {
   sched_shutdown: { REASON: 0 },
   physdev_eoi: { IRQ: 0 },
   physdev_irq_status_query: { IRQ: 0, FLAGS: 4 },
+  /** struct gnttab_transfer [grant_table.h] */
+  gnttab_transfer: { MFN: 0, DOMID: 4, REF: 8, STATUS: 12, SIZE: 16 },
+  /** struct xen_memory_reservation [memory.h] */
+  xen_memory_reservation: { EXTENT_START: 0, NR_EXTENTS: 4, EXTENT_ORDER: 8, MEM_FLAGS: 12, DOMID: 16, SIZE: 20 },
   /** struct mmuext_op [xen.h]: cmd, arg1 (mfn / linear_addr), arg2 */
   mmuext_op: { CMD: 0, ARG1: 4, ARG2: 8, SIZE: 12 },
   /** struct mmu_update [xen.h] */

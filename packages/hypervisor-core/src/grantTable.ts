@@ -222,9 +222,50 @@ export class GrantTableOps {
 
   /** Releases `d`'s table frames. */
   releaseTable(d: Domain): void {
-    for (const mfn of d.grantFrames) this.hv.memory.release(mfn);
+    // The frames themselves go with the rest of the domain's memory.
     d.grantFrames = [];
     d.activeGrants.clear();
+  }
+
+  /**
+   * GNTTABOP_transfer: gives the caller's page `frame` to `domid`, into that domain's grant
+   * entry `ref`, which must accept a transfer from the caller (GTF_accept_transfer). A
+   * translated receiver names in the entry the pseudo-physical frame (a hole it left) where
+   * the page lands; a PV receiver gets the MFN written into the entry. Sets
+   * GTF_transfer_committed | GTF_transfer_completed [grant_table.c gnttab_transfer].
+   */
+  transfer(caller: Domain, frame: number, domid: DomId, ref: number): number {
+    const mem = this.hv.memory;
+    const mfn = this.frameToMfn(caller, frame);
+    if (mfn < 0 || mem.refs[mfn]! > 0 || caller.isPinnedTable(mfn)) return GNTST.bad_page;
+    const e = domid === DOMID.SELF ? caller : this.hv.domain(domid);
+    if (e === undefined || !e.alive) return GNTST.bad_domain;
+    if (!Number.isInteger(ref) || ref < 0 || ref >= this.entries(e)) return GNTST.bad_gntref;
+    const at = this.entryAddress(e, ref);
+    const flags = mem.dv.getUint16(at + GRANT_ENTRY_V1.FLAGS, true);
+    const fromDom = mem.dv.getUint16(at + GRANT_ENTRY_V1.DOMID, true);
+    if ((flags & GTF.type_mask) !== GTF.accept_transfer || fromDom !== caller.domid || (flags & GTF.transfer_committed) !== 0) {
+      caller.violations++;
+      return GNTST.general_error;
+    }
+    let slot: number;
+    if (e.translated) {
+      slot = mem.dv.getUint32(at + GRANT_ENTRY_V1.FRAME, true);
+      if (slot >= e.p2m.length || e.p2m[slot] !== -1) return GNTST.general_error;
+    } else {
+      slot = e.p2m.indexOf(-1);
+      if (slot < 0) return GNTST.general_error; // no room in its reservation
+    }
+    // Steal from the caller...
+    const pfn = mem.m2p[mfn]!;
+    if (pfn >= 0 && caller.p2m[pfn] === mfn) caller.p2m[pfn] = -1;
+    // ...and give to the receiver.
+    mem.owner[mfn] = e.domid;
+    e.p2m[slot] = mfn;
+    mem.m2p[mfn] = slot;
+    if (!e.translated) mem.dv.setUint32(at + GRANT_ENTRY_V1.FRAME, mfn, true);
+    mem.dv.setUint16(at + GRANT_ENTRY_V1.FLAGS, flags | GTF.transfer_committed | GTF.transfer_completed, true);
+    return GNTST.okay;
   }
 
   /** Entries of `d` currently granting access to someone (GTF_permit_access set). */

@@ -10,11 +10,12 @@
  */
 import { EVTCHNOP, EVTCHNSTAT, GNTMAP, GNTTABOP, GNTCOPY } from "@paravirt/device-channel";
 import { DOMID, GNTST, XEN_ERRNO, type DomId } from "@paravirt/vm-interfaces";
-import { ARGS_X86_32 as A, CONSOLEIO, DOMCTL, MMU, HYPERVISOR, PHYSDEVOP, SCHEDOP, VMASST, XENVER, XEN_VERSION } from "./abi.ts";
+import { ARGS_X86_32 as A, CONSOLEIO, DOMCTL, MMU, XENMEM, HYPERVISOR, PHYSDEVOP, SCHEDOP, VMASST, XENVER, XEN_VERSION } from "./abi.ts";
 import type { Domain, GuestVirtualMemory, X86Registers } from "./domain.ts";
 import type { EvtchnStatus } from "./eventChannels.ts";
 import type { CopyOp, MapResult } from "./grantTable.ts";
 import type { Hypervisor } from "./hypervisor.ts";
+import { FRAME_TYPE } from "./machineMemory.ts";
 import { MMUEXT, PTE, UVMF, cr3ToMfn, entryMfn, l1EntryAddress, mfnToCr3, tableFrames } from "./pae.ts";
 
 const E = XEN_ERRNO;
@@ -35,10 +36,11 @@ export const HYPERCALL_COVERAGE: readonly HypercallInfo[] = [
   { nr: HYPERVISOR.update_va_mapping, name: "update_va_mapping", subops: ["UVMF_NONE", "UVMF_TLB_FLUSH", "UVMF_INVLPG"] },
   { nr: HYPERVISOR.mmuext_op, name: "mmuext_op", subops: ["PIN_L1/L2/L3_TABLE", "UNPIN_TABLE", "NEW_BASEPTR", "TLB_FLUSH_LOCAL/ALL", "INVLPG_LOCAL/ALL"] },
   { nr: HYPERVISOR.sched_op, name: "sched_op", subops: ["yield", "block", "shutdown"] },
+  { nr: HYPERVISOR.memory_op, name: "memory_op", subops: ["increase_reservation", "decrease_reservation", "populate_physmap", "maximum_ram_page", "current_reservation", "maximum_reservation"] },
   { nr: HYPERVISOR.set_timer_op, name: "set_timer_op", subops: [] },
   { nr: HYPERVISOR.xen_version, name: "xen_version", subops: ["version", "extraversion", "pagesize"] },
   { nr: HYPERVISOR.console_io, name: "console_io", subops: ["write", "read"] },
-  { nr: HYPERVISOR.grant_table_op, name: "grant_table_op", subops: ["map_grant_ref", "unmap_grant_ref", "setup_table", "dump_table", "copy", "query_size", "set_version", "get_version"] },
+  { nr: HYPERVISOR.grant_table_op, name: "grant_table_op", subops: ["map_grant_ref", "unmap_grant_ref", "setup_table", "dump_table", "transfer", "copy", "query_size", "set_version", "get_version"] },
   { nr: HYPERVISOR.vm_assist, name: "vm_assist", subops: ["enable", "disable"] },
   { nr: HYPERVISOR.event_channel_op, name: "event_channel_op", subops: ["bind_interdomain", "bind_virq", "bind_pirq", "close", "send", "status", "alloc_unbound", "bind_ipi", "unmask"] },
   { nr: HYPERVISOR.physdev_op, name: "physdev_op", subops: ["eoi", "irq_status_query", "pci_cfgreg_read (Xen 2.0)", "pci_cfgreg_write (Xen 2.0)"] },
@@ -63,6 +65,7 @@ export class Hypercalls {
     this.x86Table.set(HYPERVISOR.mmu_update, (d, r, m) => this.x86MmuUpdate(d, r.ebx, r.ecx, r.edx, r.esi, m));
     this.x86Table.set(HYPERVISOR.update_va_mapping, (d, r) => this.updateVaMapping(d, r.ebx, r.ecx, r.edx, r.esi));
     this.x86Table.set(HYPERVISOR.mmuext_op, (d, r, m) => this.x86MmuextOp(d, r.ebx, r.ecx, r.edx, r.esi, m));
+    this.x86Table.set(HYPERVISOR.memory_op, (d, r, m) => this.x86MemoryOp(d, r.ebx, r.ecx, m));
     this.x86Table.set(HYPERVISOR.physdev_op, (d, r, m) => this.x86PhysdevOp(d, r.ebx, r.ecx, m));
   }
 
@@ -132,6 +135,12 @@ export class Hypercalls {
     this.count(HYPERVISOR.grant_table_op);
     return this.hv.gnttab.copy(d, ops);
   }
+  /** GNTTABOP_transfer of the caller's page `frame` into `domid`'s accept-transfer entry `ref`. */
+  gnttabTransfer(d: Domain, frame: number, domid: DomId, ref: number): number {
+    this.count(HYPERVISOR.grant_table_op);
+    return this.hv.gnttab.transfer(d, frame, domid, ref);
+  }
+
   /** GNTTABOP_set_version: only v1 is implemented. */
   gnttabSetVersion(d: Domain, version: number): number {
     this.count(HYPERVISOR.grant_table_op);
@@ -169,6 +178,80 @@ export class Hypercalls {
     this.count(HYPERVISOR.sched_op);
     this.hv.shutdown(d, reason);
     return 0;
+  }
+
+  // ---------------------------------------------------------------- memory_op (12)
+
+  private reservationTarget(d: Domain, dom: DomId): Domain | number {
+    const t = this.hv.resolveDomain(d, dom);
+    if (t === undefined) return -E.ESRCH;
+    if (t !== d && !d.privileged) return -E.EPERM;
+    return t;
+  }
+
+  /**
+   * XENMEM_decrease_reservation: gives frames back to the hypervisor (ballooning out). `frames`
+   * are as the domain names them (pfns when translated, MFNs for PV). Returns how many were
+   * released before the first that could not be (not its RAM, or still mapped by a grantee).
+   */
+  memoryDecreaseReservation(d: Domain, frames: readonly number[], dom: DomId = DOMID.SELF): number {
+    this.count(HYPERVISOR.memory_op);
+    const t = this.reservationTarget(d, dom);
+    if (typeof t === "number") return t;
+    const mem = this.hv.memory;
+    let done = 0;
+    for (const frame of frames) {
+      const mfn = this.hv.gnttab.frameToMfn(t, frame);
+      if (mfn < 0 || mem.refs[mfn]! > 0 || t.isPinnedTable(mfn)) break;
+      const pfn = mem.m2p[mfn]!;
+      if (pfn >= 0 && t.p2m[pfn] === mfn) t.p2m[pfn] = -1;
+      mem.freeFrame(mfn);
+      done++;
+    }
+    return done;
+  }
+
+  /**
+   * XENMEM_populate_physmap: backs the holes `pfns` of the domain's pseudo-physical space with
+   * fresh frames, within its maximum reservation. Returns the new MFNs (as many as were done).
+   */
+  memoryPopulatePhysmap(d: Domain, pfns: readonly number[], dom: DomId = DOMID.SELF): number[] | number {
+    this.count(HYPERVISOR.memory_op);
+    const t = this.reservationTarget(d, dom);
+    if (typeof t === "number") return t;
+    const mfns: number[] = [];
+    for (const pfn of pfns) {
+      if (!Number.isInteger(pfn) || pfn < 0 || pfn >= t.nrPages || t.p2m[pfn] !== -1) break;
+      const mfn = this.hv.memory.allocFrame(t.domid, FRAME_TYPE.ram);
+      if (mfn < 0) break;
+      t.p2m[pfn] = mfn;
+      this.hv.memory.m2p[mfn] = pfn;
+      mfns.push(mfn);
+    }
+    return mfns;
+  }
+
+  /** XENMEM_increase_reservation: `count` fresh frames into the domain's holes (lowest first); their MFNs. */
+  memoryIncreaseReservation(d: Domain, count: number, dom: DomId = DOMID.SELF): number[] | number {
+    const t = this.reservationTarget(d, dom);
+    if (typeof t === "number") {
+      this.count(HYPERVISOR.memory_op);
+      return t;
+    }
+    const holes: number[] = [];
+    for (let pfn = 0; pfn < t.p2m.length && holes.length < count; pfn++) if (t.p2m[pfn] === -1) holes.push(pfn);
+    return this.memoryPopulatePhysmap(d, holes, dom);
+  }
+
+  /** XENMEM_current_reservation / maximum_reservation / maximum_ram_page. */
+  memoryQuery(d: Domain, cmd: number, dom: DomId = DOMID.SELF): number {
+    this.count(HYPERVISOR.memory_op);
+    if (cmd === XENMEM.maximum_ram_page) return this.hv.memory.frameCount - 1;
+    const t = this.reservationTarget(d, dom);
+    if (typeof t === "number") return t;
+    if (cmd === XENMEM.current_reservation) return this.hv.reservation(t);
+    if (cmd === XENMEM.maximum_reservation) return t.nrPages;
+    return -E.ENOSYS;
   }
 
   // ---------------------------------------------------------------- mmu_update (1)
@@ -511,6 +594,18 @@ export class Hypercalls {
         if (rc < 0) return rc;
         return m.writeU32(arg + A.gnttab_set_version.VERSION, d.grantVersion) ? 0 : -E.EFAULT;
       }
+      case GNTTABOP.transfer: {
+        const L = A.gnttab_transfer;
+        for (let i = 0; i < count; i++) {
+          const a = arg + i * L.SIZE;
+          const mfn = m.readU32(a + L.MFN);
+          const dom = m.readU16(a + L.DOMID);
+          const ref = m.readU32(a + L.REF);
+          if (mfn === undefined || dom === undefined || ref === undefined) return -E.EFAULT;
+          if (!m.writeU16(a + L.STATUS, this.gnttabTransfer(d, mfn, dom, ref) & 0xffff)) return -E.EFAULT;
+        }
+        return 0;
+      }
       case GNTTABOP.get_version:
         return m.writeU32(arg + A.gnttab_get_version.VERSION, d.grantVersion) ? 0 : -E.EFAULT;
       case GNTTABOP.copy: {
@@ -579,6 +674,52 @@ export class Hypercalls {
     const r = this.mmuextOp(d, list);
     if (successCount !== 0 && !m.writeU32(successCount, r.done)) return -E.EFAULT;
     return r.rc;
+  }
+
+  private x86MemoryOp(d: Domain, cmd: number, arg: number, m: GuestVirtualMemory): number {
+    switch (cmd) {
+      case XENMEM.maximum_ram_page:
+        return this.memoryQuery(d, cmd);
+      case XENMEM.current_reservation:
+      case XENMEM.maximum_reservation: {
+        const dom = m.readU16(arg);
+        if (dom === undefined) return -E.EFAULT;
+        return this.memoryQuery(d, cmd, dom);
+      }
+      case XENMEM.increase_reservation:
+      case XENMEM.decrease_reservation:
+      case XENMEM.populate_physmap: {
+        const L = A.xen_memory_reservation;
+        const list = m.readU32(arg + L.EXTENT_START);
+        const n = m.readU32(arg + L.NR_EXTENTS);
+        const order = m.readU32(arg + L.EXTENT_ORDER);
+        const dom = m.readU16(arg + L.DOMID);
+        if (list === undefined || n === undefined || order === undefined || dom === undefined) return -E.EFAULT;
+        if (order !== 0) return -E.ENOSYS; // only single pages
+        if (n > 1 << 16) return -E.EINVAL;
+        if (cmd === XENMEM.increase_reservation) {
+          const r = this.memoryIncreaseReservation(d, n, dom);
+          if (typeof r === "number") return r;
+          if (list !== 0) for (let i = 0; i < r.length; i++) if (!m.writeU32(list + i * 4, r[i]!)) return -E.EFAULT;
+          return r.length;
+        }
+        const frames: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const f = m.readU32(list + i * 4);
+          if (f === undefined) return -E.EFAULT;
+          frames.push(f);
+        }
+        if (cmd === XENMEM.decrease_reservation) return this.memoryDecreaseReservation(d, frames, dom);
+        const r = this.memoryPopulatePhysmap(d, frames, dom);
+        if (typeof r === "number") return r;
+        const t = this.hv.resolveDomain(d, dom)!;
+        // A PV domain learns its new pages' machine addresses in place of the pfns.
+        if (!t.translated) for (let i = 0; i < r.length; i++) if (!m.writeU32(list + i * 4, r[i]!)) return -E.EFAULT;
+        return r.length;
+      }
+      default:
+        return -E.ENOSYS;
+    }
   }
 
   private x86SchedOp(d: Domain, cmd: number, arg: number, m: GuestVirtualMemory): number {

@@ -412,14 +412,13 @@ export class Hypervisor implements HvContext {
     for (const dev of this.probed) if (dev.owner === domid) dev.owner = undefined;
     d.ioSpace.clear();
     this.gnttab.releaseTable(d);
+    // Every frame it owns: RAM, shared_info, grant table, frames exchanged or populated later.
     let zombies = 0;
-    if (this.memory.release(d.sharedInfoMfn)) zombies++;
-    for (let pfn = 0; pfn < d.p2m.length; pfn++) {
-      const mfn = d.p2m[pfn]!;
-      if (mfn >= 0 && this.memory.owner[mfn] === domid && this.memory.zombie[mfn] === 0 && this.memory.release(mfn)) zombies++;
-      d.p2m[pfn] = -1;
+    const mem = this.memory;
+    for (let mfn = 0; mfn < mem.frameCount; mfn++) {
+      if (mem.owner[mfn] === domid && mem.zombie[mfn] === 0 && mem.release(mfn)) zombies++;
     }
-    // Anything else it owned (frames exchanged away from the P2M cannot exist, but be thorough).
+    d.p2m.fill(-1);
     this.natives.delete(domid);
     this.log(`d${domid} (${d.name}) destroyed${zombies > 0 ? `, ${zombies} frame(s) still mapped by others` : ""}`);
     if (zombies > 0) this.zombies.set(domid, zombies);
@@ -748,6 +747,13 @@ export class Hypervisor implements HvContext {
       }
     }
     return true;
+  }
+
+  /** RAM frames `d` holds now (its current reservation). */
+  reservation(d: Domain): number {
+    let n = 0;
+    for (let pfn = 0; pfn < d.p2m.length; pfn++) if (d.p2m[pfn]! >= 0) n++;
+    return n;
   }
 
   /**

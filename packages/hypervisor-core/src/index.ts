@@ -12,7 +12,7 @@ export { PseudoPhysicalMemory, identityVirtualMemory } from "./p2m.ts";
 export type { DomainKind, DomainState, GuestVirtualMemory, PvVcpu, X86Registers } from "./domain.ts";
 export { Hypercalls, HYPERCALL_COVERAGE } from "./hypercalls.ts";
 export type { HypercallInfo } from "./hypercalls.ts";
-export { ARGS_X86_32, CONSOLEIO, DOMCTL, MMU, GNTTAB_FIRST_FREE_REF, GNTTAB_RESERVED, HYPERVISOR, PHYSDEVOP, SCHEDOP, SHUTDOWN, VMASST, XENIRQSTAT, XENVER, XEN_VERSION } from "./abi.ts";
+export { ARGS_X86_32, CONSOLEIO, DOMCTL, MMU, XENMEM, GNTTAB_FIRST_FREE_REF, GNTTAB_RESERVED, HYPERVISOR, PHYSDEVOP, SCHEDOP, SHUTDOWN, VMASST, XENIRQSTAT, XENVER, XEN_VERSION } from "./abi.ts";
 export type { EvtchnStatus } from "./eventChannels.ts";
 export { GRANT_FRAMES } from "./grantTable.ts";
 export type { CopyOp, CopyPtr, MapResult } from "./grantTable.ts";

@@ -68,6 +68,9 @@ export class NativeDomain {
   private readonly freePfns: number[] = [];
   private readonly usedPfns = new Set<number>();
   private readonly freeRefs: number[] = [];
+  /** Pfns given back to the hypervisor (balloon holes), and pending transfer offers. */
+  private readonly holes: number[] = [];
+  private readonly offers = new Map<number, number>();
   private xenstore: XenStore = NO_XENSTORE;
   private platform: XenDriverPlatform | undefined;
 
@@ -304,6 +307,68 @@ export class NativeDomain {
   /** Returns pages taken by {@link allocContiguous}. */
   freeContiguous(pfns: readonly number[]): void {
     for (const p of pfns) this.freePage({ frame: p, bytes: new Uint8Array(0) });
+  }
+
+  // ---------------------------------------------------------------- ballooning and page transfer
+
+  /** XENMEM_decrease_reservation of pages this kernel allocated: they leave the domain. */
+  releasePages(pages: readonly Page[]): void {
+    for (const p of pages) if (!this.usedPfns.has(p.frame)) throw new Error(`page ${p.frame} is not allocated`);
+    const done = this.hv.hypercalls.memoryDecreaseReservation(this.record, pages.map((p) => p.frame));
+    for (let i = 0; i < Math.max(0, done); i++) {
+      this.usedPfns.delete(pages[i]!.frame);
+      this.holes.push(pages[i]!.frame);
+    }
+    if (done !== pages.length) throw new XenError(XEN_ERRNO.EBUSY, `released ${done} of ${pages.length} pages (a page still mapped by a grantee?)`);
+  }
+
+  /** XENMEM_populate_physmap of up to `count` holes: they come back as free pages. Returns how many. */
+  reclaimPages(count: number): number {
+    const want = this.holes.slice(0, count);
+    const r = this.hv.hypercalls.memoryPopulatePhysmap(this.record, want);
+    const n = typeof r === "number" ? 0 : r.length;
+    for (const pfn of this.holes.splice(0, n)) this.freePfns.push(pfn);
+    return n;
+  }
+
+  /**
+   * Offers `domid` to transfer a page to us (Xen 2.0 netfront's receive path): a page of ours
+   * goes back to the hypervisor and its pfn is named in a GTF_accept_transfer entry.
+   */
+  offerTransfer(domid: DomId): GrantRef {
+    const page = this.allocPage();
+    this.releasePages([page]);
+    this.holes.pop();
+    const ref = this.grantAccess(domid, page.frame, false);
+    const { dv, index } = this.entryView(ref);
+    writeGrantEntryV1(dv, index, { flags: GTF.accept_transfer, domid, frame: page.frame });
+    this.offers.set(ref, page.frame);
+    return ref;
+  }
+
+  /** The page a completed transfer brought in (and the ref is freed), or `undefined` while pending. */
+  transferCompleted(ref: GrantRef): Page | undefined {
+    const pfn = this.offers.get(ref);
+    if (pfn === undefined) throw new Error(`grant ref ${ref} is not a transfer offer`);
+    const { dv, index } = this.entryView(ref);
+    const at = index * GRANT_ENTRY_V1.SIZE + GRANT_ENTRY_V1.FLAGS;
+    if ((dv.getUint16(at, true) & GTF.transfer_completed) === 0) return undefined;
+    dv.setUint16(at, 0, true);
+    this.freeRefs.push(ref);
+    this.offers.delete(ref);
+    this.usedPfns.add(pfn);
+    return { frame: pfn, bytes: this.hv.memory.page(this.record.p2m[pfn]!) };
+  }
+
+  /** GNTTABOP_transfer of one of our pages into `domid`'s offer `ref`; the page leaves us on success. */
+  transferPage(page: Page, domid: DomId, ref: GrantRef): number {
+    if (!this.usedPfns.has(page.frame)) throw new Error(`page ${page.frame} is not allocated`);
+    const st = this.hv.hypercalls.gnttabTransfer(this.record, page.frame, domid, ref);
+    if (st === GNTST.okay) {
+      this.usedPfns.delete(page.frame);
+      this.holes.push(page.frame);
+    }
+    return st;
   }
 
   // ---------------------------------------------------------------- grants

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { commandWorks, debianPackage, externalTool } from "@paravirt/test-support";
 import { describe, expect, it } from "vitest";
 import {
-  ARGS_X86_32 as A, CONSOLEIO, DOMCTL, FLAT_RING1, HYPERVISOR_VIRT_START_PAE, MMU, MMUEXT, SIF, START_INFO, UVMF, XEN_ELFNOTE, GNTTAB_RESERVED, HYPERVISOR, NR_EVTCHN_PORTS, PHYSDEVOP, SCHEDOP, SHARED_INFO, SHUTDOWN,
+  ARGS_X86_32 as A, CONSOLEIO, DOMCTL, XENMEM, FLAT_RING1, HYPERVISOR_VIRT_START_PAE, MMU, MMUEXT, SIF, START_INFO, UVMF, XEN_ELFNOTE, GNTTAB_RESERVED, HYPERVISOR, NR_EVTCHN_PORTS, PHYSDEVOP, SCHEDOP, SHARED_INFO, SHUTDOWN,
   VCPU_INFO, VCPU_TIME_INFO, VMASST, XENIRQSTAT, XENVER,
 } from "../src/index.ts";
 
@@ -71,6 +71,12 @@ const ours: Record<string, number> = {
   "gnttab_dump_table.dom": A.gnttab_dump_table.DOM, "gnttab_dump_table.status": A.gnttab_dump_table.STATUS,
   "gnttab_set_version.version": A.gnttab_set_version.VERSION, "gnttab_get_version.dom": A.gnttab_get_version.DOM,
   "gnttab_get_version.version": A.gnttab_get_version.VERSION,
+  "sizeof.gnttab_transfer": A.gnttab_transfer.SIZE, "gnttab_transfer.mfn": A.gnttab_transfer.MFN, "gnttab_transfer.domid": A.gnttab_transfer.DOMID,
+  "gnttab_transfer.ref": A.gnttab_transfer.REF, "gnttab_transfer.status": A.gnttab_transfer.STATUS,
+  "sizeof.xen_memory_reservation": A.xen_memory_reservation.SIZE, "xen_memory_reservation.extent_start": A.xen_memory_reservation.EXTENT_START,
+  "xen_memory_reservation.nr_extents": A.xen_memory_reservation.NR_EXTENTS, "xen_memory_reservation.extent_order": A.xen_memory_reservation.EXTENT_ORDER,
+  "xen_memory_reservation.mem_flags": A.xen_memory_reservation.MEM_FLAGS, "xen_memory_reservation.domid": A.xen_memory_reservation.DOMID,
+  ...consts("XENMEM_", XENMEM),
   GNTTAB_RESERVED_CONSOLE: GNTTAB_RESERVED.CONSOLE, GNTTAB_RESERVED_XENSTORE: GNTTAB_RESERVED.XENSTORE,
   "sched_shutdown.reason": A.sched_shutdown.REASON, "physdev_eoi.irq": A.physdev_eoi.IRQ,
   "physdev_irq_status_query.irq": A.physdev_irq_status_query.IRQ, "physdev_irq_status_query.flags": A.physdev_irq_status_query.FLAGS,
