@@ -109,6 +109,8 @@ export class Domain {
   sharedInfo!: SharedInfoPage;
 
   grantFrames: number[] = [];
+  /** VMASST_TYPE_* bits enabled with vm_assist. */
+  vmAssist = 0;
   grantVersion = 1;
   /** Active grants of this domain's table, by ref. */
   readonly activeGrants = new Map<number, ActiveGrant>();

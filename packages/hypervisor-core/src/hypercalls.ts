@@ -382,12 +382,16 @@ export class Hypercalls {
     return -E.ENOSYS;
   }
 
-  /** vm_assist: accepted and recorded; no assist changes behaviour yet. */
+  /**
+   * vm_assist: records the assist in the domain (`vmAssist` bits). pae_extended_cr3 is how CR3
+   * is always read here; the others change nothing yet.
+   */
   vmAssist(d: Domain, cmd: number, type: number): number {
     this.count(HYPERVISOR.vm_assist);
-    void d;
     if (cmd !== VMASST.CMD_enable && cmd !== VMASST.CMD_disable) return -E.ENOSYS;
-    if (type > VMASST.TYPE_pae_extended_cr3) return -E.EINVAL;
+    if (!Number.isInteger(type) || type < 0 || type > VMASST.TYPE_pae_extended_cr3) return -E.EINVAL;
+    if (cmd === VMASST.CMD_enable) d.vmAssist |= 1 << type;
+    else d.vmAssist &= ~(1 << type);
     return 0;
   }
 
