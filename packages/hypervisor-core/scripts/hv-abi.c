@@ -47,6 +47,8 @@ int main(void) {
   SZ(evtchn_status); OFF(evtchn_status, dom); OFF(evtchn_status, port); OFF(evtchn_status, status); OFF(evtchn_status, vcpu);
   OFF(evtchn_status, u.unbound.dom); OFF(evtchn_status, u.interdomain.dom); OFF(evtchn_status, u.interdomain.port);
   OFF(evtchn_status, u.pirq); OFF(evtchn_status, u.virq);
+  OFF(evtchn_op, cmd); OFF(evtchn_op, u);
+  OFF(physdev_op, cmd); OFF(physdev_op, u);
   /* grant_table.h */
   SZ(gnttab_map_grant_ref); OFF(gnttab_map_grant_ref, host_addr); OFF(gnttab_map_grant_ref, flags); OFF(gnttab_map_grant_ref, ref);
   OFF(gnttab_map_grant_ref, dom); OFF(gnttab_map_grant_ref, status); OFF(gnttab_map_grant_ref, handle); OFF(gnttab_map_grant_ref, dev_bus_addr);

@@ -175,6 +175,10 @@ export const ARGS_X86_32 = {
   sched_shutdown: { REASON: 0 },
   physdev_eoi: { IRQ: 0 },
   physdev_irq_status_query: { IRQ: 0, FLAGS: 4 },
+  /** struct evtchn_op (event_channel_op_compat, #16) [event_channel.h]: cmd, then the op's struct */
+  evtchn_op: { CMD: 0, U: 4 },
+  /** struct physdev_op (physdev_op_compat, #19) [physdev.h]: cmd, then the op's struct */
+  physdev_op: { CMD: 0, U: 4 },
   /** struct gnttab_transfer [grant_table.h] */
   gnttab_transfer: { MFN: 0, DOMID: 4, REF: 8, STATUS: 12, SIZE: 16 },
   /** struct xen_memory_reservation [memory.h] */

@@ -36,6 +36,9 @@ export const HYPERCALL_COVERAGE: readonly HypercallInfo[] = [
   { nr: HYPERVISOR.update_va_mapping, name: "update_va_mapping", subops: ["UVMF_NONE", "UVMF_TLB_FLUSH", "UVMF_INVLPG"] },
   { nr: HYPERVISOR.mmuext_op, name: "mmuext_op", subops: ["PIN_L1/L2/L3_TABLE", "UNPIN_TABLE", "NEW_BASEPTR", "TLB_FLUSH_LOCAL/ALL", "INVLPG_LOCAL/ALL"] },
   { nr: HYPERVISOR.sched_op, name: "sched_op", subops: ["yield", "block", "shutdown"] },
+  { nr: HYPERVISOR.sched_op_compat, name: "sched_op_compat", subops: ["yield", "block", "shutdown"] },
+  { nr: HYPERVISOR.event_channel_op_compat, name: "event_channel_op_compat", subops: ["as event_channel_op"] },
+  { nr: HYPERVISOR.physdev_op_compat, name: "physdev_op_compat", subops: ["as physdev_op"] },
   { nr: HYPERVISOR.memory_op, name: "memory_op", subops: ["increase_reservation", "decrease_reservation", "populate_physmap", "maximum_ram_page", "current_reservation", "maximum_reservation"] },
   { nr: HYPERVISOR.set_timer_op, name: "set_timer_op", subops: [] },
   { nr: HYPERVISOR.xen_version, name: "xen_version", subops: ["version", "extraversion", "pagesize"] },
@@ -67,6 +70,22 @@ export class Hypercalls {
     this.x86Table.set(HYPERVISOR.mmuext_op, (d, r, m) => this.x86MmuextOp(d, r.ebx, r.ecx, r.edx, r.esi, m));
     this.x86Table.set(HYPERVISOR.memory_op, (d, r, m) => this.x86MemoryOp(d, r.ebx, r.ecx, m));
     this.x86Table.set(HYPERVISOR.physdev_op, (d, r, m) => this.x86PhysdevOp(d, r.ebx, r.ecx, m));
+    // The pre-3.0.2 ABI Xen 2.0-era kernels use: the sub-op number inside the argument struct,
+    // and sched_op's argument by value [xen.h __HYPERVISOR_*_compat].
+    this.x86Table.set(HYPERVISOR.event_channel_op_compat, (d, r, m) => {
+      const cmd = m.readU32(r.ebx + A.evtchn_op.CMD);
+      return cmd === undefined ? -E.EFAULT : this.x86EventChannelOp(d, cmd, r.ebx + A.evtchn_op.U, m);
+    });
+    this.x86Table.set(HYPERVISOR.physdev_op_compat, (d, r, m) => {
+      const cmd = m.readU32(r.ebx + A.physdev_op.CMD);
+      return cmd === undefined ? -E.EFAULT : this.x86PhysdevOp(d, cmd, r.ebx + A.physdev_op.U, m);
+    });
+    this.x86Table.set(HYPERVISOR.sched_op_compat, (d, r) => {
+      if (r.ebx === SCHEDOP.shutdown) return this.schedShutdown(d, r.ecx);
+      if (r.ebx === SCHEDOP.yield) return this.schedYield(d);
+      if (r.ebx === SCHEDOP.block) return this.schedBlock(d);
+      return -E.ENOSYS;
+    });
   }
 
   private count(nr: number): void {

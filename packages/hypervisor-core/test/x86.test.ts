@@ -187,4 +187,31 @@ describe("the x86 PV register path lands in the same hypercall implementations",
     expect(hv.memory.m2p[mine[4]!]).toBe(3);
     expect(hv.memory.m2p[dom0.record.p2m[0]!]).toBe(0);
   });
+
+  it("the compat ABI of Xen 2.0-era kernels reaches the same implementations", () => {
+    const hv = new Hypervisor({ memoryFrames: 512 });
+    hv.createNativeDomain({ name: "dom0", privileged: true, memoryPages: 16 });
+    const steps = [
+      (r: X86Registers, m: GuestVirtualMemory) => {
+        // struct evtchn_op { cmd = EVTCHNOP_alloc_unbound; u.alloc_unbound = { SELF, 0, port } }
+        m.writeU32(0x1000, EVTCHNOP.alloc_unbound);
+        m.writeU16(0x1004, DOMID.SELF);
+        m.writeU16(0x1006, 0);
+        return call(HYPERVISOR.event_channel_op_compat, 0x1000)(r);
+      },
+      (r: X86Registers, m: GuestVirtualMemory) => {
+        m.writeU32(0x1100, 12); // PHYSDEVOP_eoi of an IRQ it does not have: -EINVAL
+        m.writeU32(0x1104, 5);
+        return call(HYPERVISOR.physdev_op_compat, 0x1100)(r);
+      },
+      call(HYPERVISOR.sched_op_compat, SCHEDOP.shutdown, SHUTDOWN.reboot),
+    ];
+    const vcpu = new ScriptedVcpu(steps);
+    const pv = hv.createPvDomain({ name: "old", memoryPages: 16, vcpu });
+    vcpu.memory = identityVirtualMemory(hv.pseudoPhysical(pv.domid));
+    hv.run();
+    expect(vcpu.results.slice(0, 2)).toEqual([0, -22]);
+    expect(hv.hypercalls.evtchnStatus(pv, DOMID.SELF, vcpu.memory.readU32(0x1008)!)).toMatchObject({ status: 1, dom: 0 });
+    expect(pv.shutdownReason).toBe(SHUTDOWN.reboot);
+  });
 });

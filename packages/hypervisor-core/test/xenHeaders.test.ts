@@ -71,6 +71,7 @@ const ours: Record<string, number> = {
   "gnttab_dump_table.dom": A.gnttab_dump_table.DOM, "gnttab_dump_table.status": A.gnttab_dump_table.STATUS,
   "gnttab_set_version.version": A.gnttab_set_version.VERSION, "gnttab_get_version.dom": A.gnttab_get_version.DOM,
   "gnttab_get_version.version": A.gnttab_get_version.VERSION,
+  "evtchn_op.cmd": A.evtchn_op.CMD, "evtchn_op.u": A.evtchn_op.U, "physdev_op.cmd": A.physdev_op.CMD, "physdev_op.u": A.physdev_op.U,
   "sizeof.gnttab_transfer": A.gnttab_transfer.SIZE, "gnttab_transfer.mfn": A.gnttab_transfer.MFN, "gnttab_transfer.domid": A.gnttab_transfer.DOMID,
   "gnttab_transfer.ref": A.gnttab_transfer.REF, "gnttab_transfer.status": A.gnttab_transfer.STATUS,
   "sizeof.xen_memory_reservation": A.xen_memory_reservation.SIZE, "xen_memory_reservation.extent_start": A.xen_memory_reservation.EXTENT_START,
