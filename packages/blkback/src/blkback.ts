@@ -5,7 +5,7 @@ import {
   type BlkifLayout, type BlkifSegment, type XenbusState,
 } from "@paravirt/device-channel";
 import {
-  PAGE_SIZE, xsReadOptional,
+  PAGE_SIZE, readVectored, writeVectored, xsReadOptional,
   type BlockDevice, type Clock, type DomId, type GrantMapping, type Port, type XenServices,
 } from "@paravirt/vm-interfaces";
 
@@ -660,6 +660,12 @@ export class Blkback {
     const ss = this.device.info.sectorSize;
     const dev = this.device;
     if (pieces.every((p) => p.byteLength % ss === 0)) {
+      // One scatter-gather request when the device takes one (the ATA driver builds one PRD list
+      // over all the granted pages); else a call per piece.
+      if (pieces.length > 1 && (write ? dev.writev : dev.readv) !== undefined) {
+        this.stats.zeroCopyCalls++;
+        return this.deviceOk(() => (write ? writeVectored(dev, sector, pieces) : readVectored(dev, sector, pieces)));
+      }
       const calls: Promise<void>[] = [];
       let at = sector;
       for (const p of pieces) {

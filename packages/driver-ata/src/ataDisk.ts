@@ -3,7 +3,7 @@
  * the command's sector-count limit (256 for 28-bit commands, 65536 for 48-bit), queued on
  * the channel, and completed by DMA interrupts.
  */
-import { checkBlockRequest, type BlockDevice, type BlockDeviceInfo } from "@paravirt/vm-interfaces";
+import { BlockError, checkBlockRequest, type BlockDevice, type BlockDeviceInfo } from "@paravirt/vm-interfaces";
 import type { AtaChannel } from "./channel.ts";
 import type { AtaIdentity } from "./identify.ts";
 
@@ -33,11 +33,20 @@ export class AtaDisk implements BlockDevice {
   }
 
   read(sector: number, dst: Uint8Array): Promise<void> {
-    return this.transfer("read", sector, dst);
+    return this.transfer("read", sector, [dst]);
   }
 
   write(sector: number, src: Uint8Array): Promise<void> {
-    return this.transfer("write", sector, src);
+    return this.transfer("write", sector, [src]);
+  }
+
+  /** Scatter-gather read: one DMA command (per transfer-size chunk) with a PRD entry per piece. */
+  readv(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+    return this.transfer("read", sector, buffers);
+  }
+
+  writev(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+    return this.transfer("write", sector, buffers);
   }
 
   flush(): Promise<void> {
@@ -45,20 +54,42 @@ export class AtaDisk implements BlockDevice {
     return this.channel.submit({ kind: "flush", drive: this.drive, ext: this.identity.flushCacheExt });
   }
 
-  private async transfer(kind: "read" | "write", sector: number, buf: Uint8Array): Promise<void> {
-    const err = checkBlockRequest(this.info, sector, buf.length, kind === "write");
-    if (err) throw err;
+  private async transfer(kind: "read" | "write", sector: number, buffers: readonly Uint8Array[]): Promise<void> {
     const ss = this.info.sectorSize;
-    const perCommandLimit = this.identity.lba48 ? 65536 : 256;
-    const chunk = Math.max(1, Math.min(Math.floor(this.channel.maxTransferBytes / ss), perCommandLimit));
-    const total = buf.length / ss;
-    const parts: Promise<void>[] = [];
-    for (let done = 0; done < total; done += chunk) {
-      const n = Math.min(chunk, total - done);
-      const lba = sector + done;
-      const lba48 = this.identity.lba48 && (lba + n > LBA28_LIMIT || n > 256);
-      parts.push(this.channel.submit({ kind, drive: this.drive, lba, sectors: n, buffer: buf.subarray(done * ss, (done + n) * ss), lba48 }));
+    let bytes = 0;
+    for (const b of buffers) {
+      if (b.length % ss !== 0) throw new BlockError("misaligned", `${b.length} bytes is not a whole number of ${ss}-byte sectors`);
+      bytes += b.length;
     }
+    const err = checkBlockRequest(this.info, sector, bytes, kind === "write");
+    if (err) throw err;
+    const perCommandLimit = this.identity.lba48 ? 65536 : 256;
+    const chunk = Math.max(1, Math.min(Math.floor(this.channel.maxTransferBytes / ss), perCommandLimit)) * ss;
+    // Cut the buffer list into commands of at most `chunk` bytes, splitting a buffer where a
+    // command boundary falls inside it.
+    const parts: Promise<void>[] = [];
+    let lba = sector;
+    let pieces: Uint8Array[] = [];
+    let inCommand = 0;
+    const issue = () => {
+      const n = inCommand / ss;
+      const lba48 = this.identity.lba48 && (lba + n > LBA28_LIMIT || n > 256);
+      parts.push(this.channel.submit({ kind, drive: this.drive, lba, sectors: n, buffers: pieces, lba48 }));
+      lba += n;
+      pieces = [];
+      inCommand = 0;
+    };
+    for (const b of buffers) {
+      let off = 0;
+      while (off < b.length) {
+        const take = Math.min(b.length - off, chunk - inCommand);
+        pieces.push(b.subarray(off, off + take));
+        inCommand += take;
+        off += take;
+        if (inCommand === chunk) issue();
+      }
+    }
+    if (inCommand > 0) issue();
     await Promise.all(parts);
   }
 }

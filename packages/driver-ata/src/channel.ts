@@ -27,7 +27,7 @@ export interface ChannelOptions {
 
 /** A transfer or a cache flush for one drive. */
 export type AtaRequest =
-  | { kind: "read" | "write"; drive: 0 | 1; lba: number; sectors: number; buffer: Uint8Array; lba48: boolean }
+  | { kind: "read" | "write"; drive: 0 | 1; lba: number; sectors: number; buffers: readonly Uint8Array[]; lba48: boolean }
   | { kind: "flush"; drive: 0 | 1; ext: boolean };
 
 interface Queued {
@@ -181,13 +181,30 @@ export class AtaChannel {
       this.platform.timers.cancel(timer);
       throw new BlockError("unsupported", `${this.resources.name}: no bus-master DMA`);
     }
-    // Zero copy when the buffer is DMA-able memory; else through the bounce buffer.
-    let segments = this.platform.dmaMap(r.buffer, r.kind === "read" ? "from-device" : "to-device");
+    // Zero copy when every buffer is DMA-able memory (one PRD list over all of them); else
+    // the whole transfer goes through the bounce buffer.
+    const dir = r.kind === "read" ? "from-device" : "to-device";
+    let segments: DmaSegment[] | undefined = [];
+    for (const b of r.buffers) {
+      const m = this.platform.dmaMap(b, dir);
+      if (m === undefined) {
+        segments = undefined;
+        break;
+      }
+      segments.push(...m);
+    }
     let bounce: DmaRegion | undefined;
     if (segments === undefined) {
       bounce = this.bounce;
-      if (r.kind === "write") bounce.bytes.set(r.buffer);
-      segments = [{ busAddress: bounce.busAddress, length: r.buffer.length }];
+      const bytes = r.buffers.reduce((n, b) => n + b.length, 0);
+      if (r.kind === "write") {
+        let o = 0;
+        for (const b of r.buffers) {
+          bounce.bytes.set(b, o);
+          o += b.length;
+        }
+      }
+      segments = [{ busAddress: bounce.busAddress, length: bytes }];
       this.stats.bounced++;
     } else {
       this.stats.zeroCopy++;
@@ -268,7 +285,13 @@ export class AtaChannel {
       const kind = (err & ATA_ER.IDNF) !== 0 ? "out-of-range" : "io";
       cur.q.reject(new BlockError(kind, `${this.resources.name}: ${what} failed (status 0x${status.toString(16)}, error 0x${err.toString(16)})`));
     } else {
-      if (r.kind === "read" && cur.bounce !== undefined) r.buffer.set(cur.bounce.bytes.subarray(0, r.buffer.length));
+      if (r.kind === "read" && cur.bounce !== undefined) {
+        let o = 0;
+        for (const b of r.buffers) {
+          b.set(cur.bounce.bytes.subarray(o, o + b.length));
+          o += b.length;
+        }
+      }
       cur.q.resolve();
     }
     this.startNext();

@@ -90,6 +90,27 @@ describe("driver-ata on bare metal", () => {
     smalls.forEach((b, i) => expect(backing.data.subarray(i * 8 * 512, i * 8 * 512 + 4096)).toEqual(b));
   });
 
+  it("writes and reads scattered DMA-able pieces with one command per transfer (readv/writev)", async () => {
+    const backing = new MemoryBlockDevice(20480);
+    const { board, platform } = machine(backing);
+    const disk = (await run(board, probeAta(platform)))[0]!.disks[0]!;
+    // Three pages that are not adjacent in memory.
+    const pages = [platform.dmaAlloc(4096), platform.dmaAlloc(4096), platform.dmaAlloc(4096)];
+    platform.dmaAlloc(4096);
+    const far = platform.dmaAlloc(4096);
+    const bufs = [pages[0]!.bytes, far.bytes, pages[1]!.bytes];
+    bufs.forEach((b, i) => b.set(pattern(4096, 40 + i)));
+    const before = disk.channel.stats.commands;
+    await run(board, disk.writev(64, bufs));
+    expect(disk.channel.stats.commands - before).toBe(1);
+    bufs.forEach((b, i) => expect(same(backing.data.subarray((64 + i * 8) * 512, (72 + i * 8) * 512), pattern(4096, 40 + i))).toBe(true));
+    const back = [platform.dmaAlloc(8192).bytes, platform.dmaAlloc(4096).bytes];
+    await run(board, disk.readv(64, back));
+    expect(disk.channel.stats.commands - before).toBe(2);
+    expect(same(back[0]!.subarray(4096), pattern(4096, 41))).toBe(true);
+    expect(same(back[1]!, pattern(4096, 42))).toBe(true);
+  });
+
   it("sends FLUSH CACHE on flush()", async () => {
     const backing = new MemoryBlockDevice(4096);
     const { board, platform } = machine(backing);

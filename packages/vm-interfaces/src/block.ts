@@ -62,6 +62,40 @@ export interface BlockDevice {
   flush(): Promise<void>;
   /** Tells the device the range's contents are no longer needed (reads may return zeros or old data). */
   discard?(sector: number, count: number): Promise<void>;
+  /**
+   * Scatter-gather read: consecutive sectors from `sector` into `buffers` in order, each a whole
+   * number of sectors; one request to the device (a controller builds one descriptor list).
+   * Optional: use {@link readVectored} to fall back to one `read` per buffer.
+   */
+  readv?(sector: number, buffers: readonly Uint8Array[]): Promise<void>;
+  /** Scatter-gather write, the counterpart of {@link readv}. */
+  writev?(sector: number, buffers: readonly Uint8Array[]): Promise<void>;
+}
+
+/** Reads consecutive sectors into `buffers`: one `readv` when the device has it, else a `read` per buffer. */
+export function readVectored(device: BlockDevice, sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+  if (device.readv !== undefined) return device.readv(sector, buffers);
+  return eachBuffer(device, sector, buffers, (s, b) => device.read(s, b));
+}
+
+/** Writes `buffers` to consecutive sectors: one `writev` when the device has it, else a `write` per buffer. */
+export function writeVectored(device: BlockDevice, sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+  if (device.writev !== undefined) return device.writev(sector, buffers);
+  return eachBuffer(device, sector, buffers, (s, b) => device.write(s, b));
+}
+
+async function eachBuffer(device: BlockDevice, sector: number, buffers: readonly Uint8Array[], op: (s: number, b: Uint8Array) => Promise<void>): Promise<void> {
+  const ss = device.info.sectorSize;
+  let at = sector;
+  const calls: Promise<void>[] = [];
+  for (const b of buffers) {
+    if (b.length % ss !== 0) throw new BlockError("misaligned", `${b.length} bytes is not a whole number of ${ss}-byte sectors`);
+    calls.push(op(at, b));
+    at += b.length / ss;
+  }
+  const results = await Promise.allSettled(calls);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** Checks a request against `info`; returns the error to reject with, or undefined when valid. */

@@ -191,7 +191,8 @@ export interface GrantTable {
   endAccess(ref: GrantRef): boolean;
   /**
    * GNTTABOP_map_grant_ref of `domid`'s grant `ref`. **Errors:** GrantError bad_gntref,
-   * bad_domain, permission_denied (e.g. writable map of a read-only grant).
+   * bad_domain, general_error (a grant to another domain, or a writable map of a read-only
+   * grant: Xen's "Attempt to write-pin a r/o grant entry").
    */
   map(domid: DomId, ref: GrantRef, writable: boolean): GrantMapping;
   /** GNTTABOP_unmap_grant_ref. **Errors:** GrantError bad_handle. */

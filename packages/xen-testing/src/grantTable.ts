@@ -97,7 +97,8 @@ export class InMemoryGrantTable implements GrantTable {
     if (!Number.isInteger(ref) || ref < 0 || ref >= this.entries) return GNTST.bad_gntref;
     const e = readGrantEntryV1(this.frames, ref);
     if ((e.flags & GTF.type_mask) !== GTF.permit_access || e.domid !== grantee) return GNTST.general_error;
-    if (writable && e.flags & GTF.readonly) return GNTST.permission_denied;
+    // Xen: "Attempt to write-pin a r/o grant entry" fails with GNTST_general_error [grant_table.c].
+    if (writable && e.flags & GTF.readonly) return GNTST.general_error;
     const bytes = this.memory.pageBytes(e.frame);
     if (bytes === undefined) return GNTST.bad_page;
     return { bytes, frame: e.frame };
