@@ -136,8 +136,9 @@ export function addDomU(m: Machine, name: string, memoryPages = 4096): Guest {
   const storePort = d0.evtchn.bindInterdomain(dU.domid, si.storePort);
   m.xenstored.introduce(dU.domid, evtchnPort(d0.evtchn, storePort, storeMap.bytes));
   m.say(m.clock.now(), "xenstored", `introduced domain ${dU.domid} (store page gref ${si.storeGref}, port ${si.storePort})`);
-  dU.attachXenStore(new XenstoreClient(evtchnPort(dU.evtchn, si.storePort, dU.storePage()!)));
-  const kernel = new NativeKernel({ name, xen: dU.services(), log: (l) => m.say(m.clock.now(), name, l) });
+  // The guest's kernel boots from its start_info: xenstore over the store page and port.
+  const kernel = NativeKernel.boot({ name, services: dU.services(), storePage: dU.storePage()!, storePort: si.storePort, log: (l) => m.say(m.clock.now(), name, l) });
+  dU.attachXenStore(kernel.xen.xenstore);
   return { domain: dU, kernel };
 }
 

@@ -5,7 +5,8 @@
  * block and net devices its drivers provide — the same shape whether the devices come from a
  * vanilla driver on real (emulated) hardware or from a front end.
  */
-import type { BlockDevice, DriverPlatform, NetDevice, XenServices } from "@paravirt/vm-interfaces";
+import type { BlockDevice, DriverPlatform, NetDevice, Port, XenServices } from "@paravirt/vm-interfaces";
+import { XenstoreClient, evtchnPort } from "@paravirt/xenstore";
 import { DeviceRegistry } from "./registry.ts";
 import { XenbusBackends, XenbusFrontends } from "./xenbus.ts";
 
@@ -19,7 +20,30 @@ export interface NativeKernelOptions {
   log?: (line: string) => void;
 }
 
+/** What a native kernel boots from: its Xen services and the start_info fields it needs. */
+export interface NativeBootOptions {
+  name: string;
+  /** Event channels, grant table and pages of the domain (xenstore is connected by boot). */
+  services: Omit<XenServices, "xenstore">;
+  /** start_info.store_mfn's page as the domain sees it (io/xs_wire.h ring page). */
+  storePage: Uint8Array;
+  /** start_info.store_evtchn. */
+  storePort: Port;
+  platform?: DriverPlatform;
+  log?: (line: string) => void;
+}
+
 export class NativeKernel {
+  /**
+   * Boots a kernel from start_info: connects the xenstore client over the store page and
+   * event channel the domain builder set up, then brings up xenbus and the registries.
+   */
+  static boot(o: NativeBootOptions): NativeKernel {
+    const xenstore = new XenstoreClient(evtchnPort(o.services.evtchn, o.storePort, o.storePage));
+    const xen: XenServices = { ...o.services, domid: o.services.domid, xenstore };
+    return new NativeKernel({ name: o.name, xen, ...(o.platform ? { platform: o.platform } : {}), ...(o.log ? { log: o.log } : {}) });
+  }
+
   readonly name: string;
   readonly xen: XenServices;
   readonly platform: DriverPlatform | undefined;

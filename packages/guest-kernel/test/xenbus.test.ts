@@ -57,3 +57,27 @@ describe("DeviceRegistry", () => {
     expect(() => r.add("a", 3)).toThrow(RangeError);
   });
 });
+
+describe("NativeKernel.boot", () => {
+  it("connects xenstore over the store page and port from start_info", async () => {
+    const { XenstoreServer, evtchnPort } = await import("@paravirt/xenstore");
+    const xen = new InMemoryXen();
+    const d0 = xen.createDomain(0);
+    const dU = xen.createDomain(7);
+    // The builder's part: a store page in the guest, a port offered to dom0.
+    const page = dU.pages.allocPage();
+    const ref = dU.gnttab.grantAccess(0, page.frame, false);
+    const guestPort = dU.evtchn.allocUnbound(0);
+    // xenstored in dom0 maps it and binds the port (XS_INTRODUCE).
+    const server = new XenstoreServer();
+    const m = d0.gnttab.map(7, ref, true);
+    server.introduce(7, evtchnPort(d0.evtchn, d0.evtchn.bindInterdomain(7, guestPort), m.bytes));
+    const k = NativeKernel.boot({ name: "guest", services: dU, storePage: page.bytes, storePort: guestPort });
+    const done = (async () => {
+      await k.xen.xenstore.write("data/hello", "world");
+      return k.xen.xenstore.read("/local/domain/7/data/hello");
+    })();
+    await xen.settle();
+    expect(await done).toBe("world");
+  });
+});
