@@ -1,5 +1,6 @@
 /**
- * Minimal Ethernet/ARP/IPv4/ICMP/UDP encoding for the simulated host and for tests.
+ * Ethernet/ARP/IPv4/ICMP/UDP encoding and parsing: the one implementation paravirt's stack
+ * (`NetStack`), net-wire's simulated host and the tests share.
  *
  * References: [IEEE 802.3] Ethernet II framing, [RFC 826] ARP, [RFC 791] IPv4,
  * [RFC 792] ICMP echo, [RFC 768] UDP, [RFC 1071] the Internet checksum.
@@ -176,4 +177,29 @@ export function udpChecksumOk(ip: ParsedIpv4): boolean {
   if (u.length < 8) return false;
   if (u[6] === 0 && u[7] === 0) return true;
   return inetChecksum(u, 0, u.length, pseudoHeaderSum(ip.src, ip.dst, IP_PROTO.UDP, u.length)) === 0;
+}
+
+/** A parsed ARP packet for IPv4 over Ethernet. */
+export interface ParsedArp {
+  op: number;
+  senderMac: Uint8Array;
+  senderIp: Ipv4;
+  targetMac: Uint8Array;
+  targetIp: Ipv4;
+}
+
+/** Parses the ARP packet of an Ethernet frame; undefined unless it is IPv4-over-Ethernet ARP [RFC 826]. */
+export function parseArp(frame: Uint8Array, offset = 14): ParsedArp | undefined {
+  const a = frame.subarray(offset);
+  if (a.length < 28) return undefined;
+  const htype = (a[0]! << 8) | a[1]!;
+  const ptype = (a[2]! << 8) | a[3]!;
+  if (htype !== 1 || ptype !== ETHERTYPE.IPV4 || a[4] !== 6 || a[5] !== 4) return undefined;
+  return {
+    op: (a[6]! << 8) | a[7]!,
+    senderMac: a.slice(8, 14),
+    senderIp: a.slice(14, 18),
+    targetMac: a.slice(18, 24),
+    targetIp: a.slice(24, 28),
+  };
 }

@@ -24,7 +24,9 @@ export {
   udpDatagram,
   icmpEcho,
   parseIpv4Packet,
+  parseArp,
   udpChecksumOk,
   type Ipv4,
   type ParsedIpv4,
-} from "./packets.ts";
+  type ParsedArp,
+} from "@paravirt/net-stack";

@@ -19,11 +19,12 @@ import {
   icmpEcho,
   inetChecksum,
   ipv4Packet,
+  parseArp,
   parseIpv4Packet,
   udpChecksumOk,
   udpDatagram,
   type Ipv4,
-} from "./packets.ts";
+} from "@paravirt/net-stack";
 
 /** Options for {@link SimulatedHost}. */
 export interface SimulatedHostOptions {
@@ -170,17 +171,10 @@ export class SimulatedHost implements EthernetPort {
   }
 
   private handleArp(frame: Uint8Array): boolean {
-    const a = frame.subarray(14);
-    if (a.length < 28) return false;
-    const htype = (a[0]! << 8) | a[1]!;
-    const ptype = (a[2]! << 8) | a[3]!;
-    const op = (a[6]! << 8) | a[7]!;
-    if (htype !== 1 || ptype !== ETHERTYPE.IPV4 || a[4] !== 6 || a[5] !== 4 || op !== ARP_OP.REQUEST) return false;
-    if (!equalBytes(a.subarray(24, 28), this.ip)) return false;
-    const senderMac = a.slice(8, 14);
-    const senderIp = a.slice(14, 18);
+    const a = parseArp(frame);
+    if (a === undefined || a.op !== ARP_OP.REQUEST || !equalBytes(a.targetIp, this.ip)) return false;
     this.counters.arpReplies++;
-    this.emit(ethernetFrame(senderMac, this.mac, ETHERTYPE.ARP, arpPacket(ARP_OP.REPLY, this.mac, this.ip, senderMac, senderIp)));
+    this.emit(ethernetFrame(a.senderMac, this.mac, ETHERTYPE.ARP, arpPacket(ARP_OP.REPLY, this.mac, this.ip, a.senderMac, a.senderIp)));
     return true;
   }
 }
