@@ -206,7 +206,6 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   ea = 0;
   eaSeg: number = S_DS;
   instrStart = 0;
-  startEsp = 0;
   prefixCount = 0;
   /** Set when prefixes (or a CS.D change) left decoder state to reset before the next instruction. */
   prefixed = 1;
@@ -361,7 +360,6 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       } else {
         const eip = this.eip;
         this.instrStart = eip;
-        this.startEsp = regs[4]!;
         const db = this.csDb;
         if (this.prefixed !== 0) this.resetPrefixes();
         // Inline fetch of the opcode byte (see fetch8).
@@ -388,13 +386,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       const v = pic.acknowledge();
       this.halted = false;
       this.instrStart = this.eip;
-      this.startEsp = this.regs[4]!;
       this.interrupt(v, false, -1, false);
     }
     this.intShadow = false;
     const tf = this.flags & F_TF;
     this.instrStart = this.eip;
-    this.startEsp = this.regs[4]!;
     this.resetPrefixes();
     this.dispatch[this.fetch8() | (this.os32 << 8)]!(this);
     this.count++;
@@ -628,11 +624,27 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   fetch16(): number {
+    const e = this.eip;
+    const off = (e - this.fetchLo) | 0;
+    if (off >= 0 && off + 2 <= this.fetchLen) {
+      const a = this.fetchArr;
+      const b = this.fetchBase + off;
+      this.eip = (e + 2) | 0;
+      return a[b]! | (a[b + 1]! << 8);
+    }
     const lo = this.fetch8();
     return lo | (this.fetch8() << 8);
   }
 
   fetch32(): number {
+    const e = this.eip;
+    const off = (e - this.fetchLo) | 0;
+    if (off >= 0 && off + 4 <= this.fetchLen) {
+      const a = this.fetchArr;
+      const b = this.fetchBase + off;
+      this.eip = (e + 4) | 0;
+      return a[b]! | (a[b + 1]! << 8) | (a[b + 2]! << 16) | (a[b + 3]! << 24);
+    }
     const lo = this.fetch16();
     return (lo | (this.fetch16() << 16)) | 0;
   }
@@ -1315,8 +1327,8 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.prefixed = 1;
     const vec = this.faultVec;
     const err = this.faultErr;
+    // Instructions leave ESP unchanged when they fault (they update it last).
     this.eip = this.instrStart;
-    this.regs[4] = this.startEsp;
     this.exception(vec, err);
   }
 
@@ -1336,7 +1348,6 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       const second = this.faultVec;
       const secondErr = this.faultErr;
       this.eip = this.instrStart;
-      this.regs[4] = this.startEsp;
       if (vec === EXC.DF) break;
       const contributory = (v: number) => v === 0 || (v >= 10 && v <= 13);
       if ((contributory(vec) && contributory(second)) || (vec === EXC.PF && (contributory(second) || second === EXC.PF))) {
@@ -1369,7 +1380,17 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
    * checked). `err` >= 0 is pushed as an error code in protected mode.
    * [SDM Vol.3A 6.12, 20.1.4 (real-mode interrupts)]
    */
-  interrupt(vec: number, soft: boolean, err: number, _isException: boolean): void {
+  interrupt(vec: number, soft: boolean, err: number, isException: boolean): void {
+    const esp = this.regs[4]!;
+    try {
+      this.deliver(vec, soft, err, isException);
+    } catch (e) {
+      this.regs[4] = esp; // a fault part-way through the pushes leaves ESP as it was
+      throw e;
+    }
+  }
+
+  private deliver(vec: number, soft: boolean, err: number, _isException: boolean): void {
     const flags = this.getFlags();
     if (!this.protectedMode) {
       if (vec * 4 + 3 > this.idtrLimit) this.fault(EXC.GP, 0);
@@ -1621,14 +1642,15 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if ((hi & 0x8000) === 0) this.fault(EXC.NP, sel & ~3);
       const target = os32 !== 0 ? off | 0 : off & 0xffff;
       if ((target >>> 0) > descLimit(lo, hi)) this.fault(EXC.GP, 0);
+      if (call) this.probeStack(os32 !== 0 ? 8 : 4);
+      this.setAccessed(sel);
+      hi = this.dHi;
       if (call) {
         const retCs = this.segSel[S_CS]!;
         const retIp = this.eip;
-        this.probeStack(os32 !== 0 ? 8 : 4);
         this.pushOs(retCs);
         this.pushOs(retIp);
       }
-      this.setAccessed(sel);
       this.setSegFromDesc(S_CS, (sel & ~3) | this.cpl, lo, hi);
       this.eip = target;
       this.fetchLen = 0;

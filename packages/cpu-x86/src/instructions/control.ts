@@ -8,10 +8,34 @@ import { incEv } from "./arith.ts";
 import { pushEv } from "./stack.ts";
 
 export function jccShort(cc: number): (c: X86Cpu) => void {
-  return (c) => {
-    const d = c.fetchS8();
-    if (c.cond(cc)) c.jump((c.eip + d) | 0);
-  };
+  // The common conditions get their own closures so the test inlines.
+  switch (cc) {
+    case 2:
+      return (c) => {
+        const d = c.fetchS8();
+        if (c.getCF() !== 0) c.jump((c.eip + d) | 0);
+      };
+    case 3:
+      return (c) => {
+        const d = c.fetchS8();
+        if (c.getCF() === 0) c.jump((c.eip + d) | 0);
+      };
+    case 4:
+      return (c) => {
+        const d = c.fetchS8();
+        if (c.getZF()) c.jump((c.eip + d) | 0);
+      };
+    case 5:
+      return (c) => {
+        const d = c.fetchS8();
+        if (!c.getZF()) c.jump((c.eip + d) | 0);
+      };
+    default:
+      return (c) => {
+        const d = c.fetchS8();
+        if (c.cond(cc)) c.jump((c.eip + d) | 0);
+      };
+  }
 }
 export function jccNear(cc: number, os32: boolean): (c: X86Cpu) => void {
   return os32

@@ -64,10 +64,15 @@ export function popEv(c: X86Cpu): void {
   const v = c.os32 !== 0 ? c.peek32(0) : c.peek16(0);
   const oldSp = c.sp;
   c.sp = c.ssDb !== 0 ? (oldSp + n) | 0 : (oldSp + n) & 0xffff;
-  c.modrm();
-  if (c.reg !== 0) c.fault(EXC.UD, -1);
-  if (n === 4) c.writeE32(v);
-  else c.writeE16(v);
+  try {
+    c.modrm();
+    if (c.reg !== 0) c.fault(EXC.UD, -1);
+    if (n === 4) c.writeE32(v);
+    else c.writeE16(v);
+  } catch (e) {
+    c.sp = oldSp; // faults leave ESP unchanged
+    throw e;
+  }
 }
 /** FF /6 PUSH Ev */
 export function pushEv(c: X86Cpu): void {
