@@ -90,9 +90,14 @@ export interface ThroughputResult {
   op: "read" | "write";
   blockBytes: number;
   bytes: number;
+  /** Wall-clock seconds: what the emulator costs on this host. */
   seconds: number;
   mibPerSecond: number;
   iops: number;
+  /** Virtual seconds, when a clock was given: what the emulated machine experienced. */
+  virtualSeconds?: number;
+  virtualMibPerSecond?: number;
+  virtualIops?: number;
 }
 
 /**
@@ -126,6 +131,7 @@ export async function measureThroughput(
   depth: number,
   startSector: number,
   scratch: Uint8Array,
+  clock?: { now(): number },
 ): Promise<ThroughputResult> {
   const ss = device.info.sectorSize;
   const per = blockBytes / ss;
@@ -142,6 +148,7 @@ export async function measureThroughput(
   const readBufs = Array.from({ length: depth }, () => new Uint8Array(blockBytes));
   let issued = 0;
   const t0 = performance.now();
+  const v0 = clock?.now();
   const worker = async (w: number) => {
     while (issued < count) {
       const i = issued++;
@@ -153,5 +160,12 @@ export async function measureThroughput(
   await Promise.all(Array.from({ length: depth }, (_, w) => worker(w)));
   const seconds = (performance.now() - t0) / 1000;
   const bytes = count * blockBytes;
-  return { pattern: patternKind, op, blockBytes, bytes, seconds, mibPerSecond: bytes / 2 ** 20 / seconds, iops: count / seconds };
+  const r: ThroughputResult = { pattern: patternKind, op, blockBytes, bytes, seconds, mibPerSecond: bytes / 2 ** 20 / seconds, iops: count / seconds };
+  if (clock !== undefined && v0 !== undefined) {
+    const vs = (clock.now() - v0) / 1e9;
+    r.virtualSeconds = vs;
+    r.virtualMibPerSecond = bytes / 2 ** 20 / vs;
+    r.virtualIops = count / vs;
+  }
+  return r;
 }

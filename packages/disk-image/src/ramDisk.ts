@@ -1,5 +1,5 @@
 /** A sparse disk in host memory. */
-import { checkBlockRequest, type BlockDevice, type BlockDeviceInfo } from "@paravirt/vm-interfaces";
+import { BlockError, checkBlockRequest, type BlockDevice, type BlockDeviceInfo } from "@paravirt/vm-interfaces";
 
 /** Options of {@link RamDisk}. */
 export interface RamDiskOptions {
@@ -69,6 +69,29 @@ export class RamDisk implements BlockDevice {
     this.copyIn(sector * this.info.sectorSize, src);
   }
 
+  /** Scatter-gather read of consecutive sectors into `buffers` (each whole sectors). */
+  async readv(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+    const ss = this.info.sectorSize;
+    const err = vectorError(this.info, sector, buffers, false);
+    if (err) throw err;
+    let at = sector * ss;
+    for (const b of buffers) {
+      this.copyOut(at, b);
+      at += b.length;
+    }
+  }
+
+  async writev(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+    const ss = this.info.sectorSize;
+    const err = vectorError(this.info, sector, buffers, true);
+    if (err) throw err;
+    let at = sector * ss;
+    for (const b of buffers) {
+      this.copyIn(at, b);
+      at += b.length;
+    }
+  }
+
   async flush(): Promise<void> {}
 
   async discard(sector: number, count: number): Promise<void> {
@@ -127,4 +150,14 @@ export class RamDisk implements BlockDevice {
 function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+/** The error a vectored request earns, checked as a whole before anything moves. */
+export function vectorError(info: BlockDeviceInfo, sector: number, buffers: readonly Uint8Array[], write: boolean): BlockError | undefined {
+  let bytes = 0;
+  for (const b of buffers) {
+    if (b.length % info.sectorSize !== 0) return new BlockError("misaligned", `${b.length} bytes is not a whole number of ${info.sectorSize}-byte sectors`);
+    bytes += b.length;
+  }
+  return checkBlockRequest(info, sector, bytes, write);
 }

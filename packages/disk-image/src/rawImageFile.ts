@@ -5,6 +5,7 @@
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { BlockError, checkBlockRequest, type BlockDevice, type BlockDeviceInfo } from "@paravirt/vm-interfaces";
 import { DiskImageError, errnoCode } from "./errors.ts";
+import { vectorError } from "./ramDisk.ts";
 
 /** Options of {@link RawImageFile.open}. */
 export interface RawImageOptions {
@@ -137,6 +138,65 @@ export class RawImageFile implements BlockDevice {
       while (done < src.length) {
         const { bytesWritten } = await this.handle.write(src, done, src.length - done, base + done);
         done += bytesWritten;
+      }
+    });
+  }
+
+  /** Scatter-gather read: one positional `readv(2)` for consecutive sectors into `buffers`. */
+  readv(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+    const err = vectorError(this.info, sector, buffers, false) ?? this.closedError();
+    if (err) return Promise.reject(err);
+    return this.track(async () => {
+      const base = sector * this.info.sectorSize;
+      const total = buffers.reduce((n, b) => n + b.length, 0);
+      const { bytesRead } = await this.handle.readv(buffers as Uint8Array[], base);
+      if (bytesRead < total) {
+        // A short read: finish piecewise (end of file is an error, as for read()).
+        let skip = bytesRead;
+        let at = base + bytesRead;
+        for (const b of buffers) {
+          if (skip >= b.length) {
+            skip -= b.length;
+            continue;
+          }
+          let done = skip;
+          skip = 0;
+          while (done < b.length) {
+            const r = await this.handle.read(b, done, b.length - done, at);
+            if (r.bytesRead === 0) throw new BlockError("io", `${this.path}: unexpected end of file at byte ${at}`);
+            done += r.bytesRead;
+            at += r.bytesRead;
+          }
+        }
+      }
+    });
+  }
+
+  /** Scatter-gather write: one positional `writev(2)` of `buffers` to consecutive sectors. */
+  writev(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+    const err = vectorError(this.info, sector, buffers, true) ?? this.closedError();
+    if (err) return Promise.reject(err);
+    return this.track(async () => {
+      const base = sector * this.info.sectorSize;
+      const total = buffers.reduce((n, b) => n + b.length, 0);
+      const { bytesWritten } = await this.handle.writev(buffers as Uint8Array[], base);
+      if (bytesWritten < total) {
+        // A short write: the rest, piecewise.
+        let skip = bytesWritten;
+        let at = base + bytesWritten;
+        for (const b of buffers) {
+          if (skip >= b.length) {
+            skip -= b.length;
+            continue;
+          }
+          let done = skip;
+          skip = 0;
+          while (done < b.length) {
+            const w = await this.handle.write(b, done, b.length - done, at);
+            done += w.bytesWritten;
+            at += w.bytesWritten;
+          }
+        }
       }
     });
   }

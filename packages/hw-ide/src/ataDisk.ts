@@ -11,7 +11,7 @@
  * `TimerQueue`, and block I/O completes when its promise settles. A generation counter makes
  * results that arrive after a reset or a cancelled DMA harmless.
  */
-import { BlockError, GuestMemoryError, type BlockDevice, type TimerId, type TimerQueue } from "@paravirt/vm-interfaces";
+import { BlockError, GuestMemoryError, readVectored, writeVectored, type BlockDevice, type TimerId, type TimerQueue } from "@paravirt/vm-interfaces";
 import { ATA_CMD, ATA_DEVICE, ATA_ERROR, ATA_POWER, ATA_SETFEATURES, ATA_STATUS, ATA_XFER } from "./registers.ts";
 import { defaultChs, identifyBytes, identifyDevice, translatedChs, type Chs, type TransferMode } from "./identify.ts";
 
@@ -56,6 +56,8 @@ export interface DmaEngine {
   plan(bytes: number): DmaPlan;
   /** A single live view of guest memory covering the whole plan, when there is one. */
   view(plan: DmaPlan, writable: boolean): Uint8Array | undefined;
+  /** Live views of every segment of the plan, in order, when all of them are plain RAM. */
+  views?(plan: DmaPlan, writable: boolean): Uint8Array[] | undefined;
   scatter(plan: DmaPlan, src: Uint8Array): void;
   gather(plan: DmaPlan, dst: Uint8Array): void;
   /** The drive's side of the transfer is over; `clearActive` when the PRD table is done with. */
@@ -715,6 +717,17 @@ export class AtaDisk {
         this.finish(0);
       }
     };
+    // Scatter-gather straight between the medium and the PRD segments when each is plain RAM
+    // holding whole sectors (one vectored request to the block device, no staging copy).
+    const segs = short || plan.segments.length < 2 ? undefined : dma.views?.(plan, x.op === "read");
+    if (segs !== undefined && segs.every((v) => v.length % this.ss === 0)) {
+      this.io(
+        () => (x.op === "read" ? readVectored(this.block, x.lba, segs) : writeVectored(this.block, x.lba, segs)),
+        done,
+        (e) => this.failTransfer(x, e),
+      );
+      return;
+    }
     if (x.op === "read") {
       const direct = short ? undefined : dma.view(plan, true);
       const data = direct ?? new Uint8Array(bytes);

@@ -126,6 +126,18 @@ export class BusMaster implements DmaEngine {
     return this.memory.view(s.address, s.length, writable);
   }
 
+  views(plan: DmaPlan, writable: boolean): Uint8Array[] | undefined {
+    const view = this.memory.view;
+    if (view === undefined) return undefined;
+    const out: Uint8Array[] = [];
+    for (const s of plan.segments) {
+      const v = view.call(this.memory, s.address, s.length, writable);
+      if (v === undefined) return undefined;
+      out.push(v);
+    }
+    return out;
+  }
+
   scatter(plan: DmaPlan, src: Uint8Array): void {
     let off = 0;
     for (const s of plan.segments) {

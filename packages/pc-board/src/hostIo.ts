@@ -27,6 +27,8 @@ export class HostIoTracker {
 /** `device`, with every request counted by `tracker`. */
 export function trackBlockDevice(device: BlockDevice, tracker: HostIoTracker): BlockDevice {
   const discard = device.discard?.bind(device);
+  const readv = device.readv?.bind(device);
+  const writev = device.writev?.bind(device);
   return {
     get info() {
       return device.info;
@@ -35,5 +37,7 @@ export function trackBlockDevice(device: BlockDevice, tracker: HostIoTracker): B
     write: (sector, src) => tracker.track(device.write(sector, src)),
     flush: () => tracker.track(device.flush()),
     ...(discard ? { discard: (sector: number, count: number) => tracker.track(discard(sector, count)) } : {}),
+    ...(readv ? { readv: (sector: number, bufs: readonly Uint8Array[]) => tracker.track(readv(sector, bufs)) } : {}),
+    ...(writev ? { writev: (sector: number, bufs: readonly Uint8Array[]) => tracker.track(writev(sector, bufs)) } : {}),
   };
 }
