@@ -786,6 +786,30 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     return this.walk(lin, acc, this.cpl === 3);
   }
 
+  /**
+   * The physical address that linear address `lin` maps to under the current CR3/CR4, or
+   * undefined when it is not present. Reads the tables without setting A/D bits, touching the
+   * TLB or raising #PF: for embedders (a hypervisor copying hypercall arguments).
+   */
+  peekTranslate(lin: number): number | undefined {
+    lin >>>= 0;
+    if (!this.paging) return lin;
+    if (!this.pae) {
+      const pde = this.physRead32(((this.cr3 & ~0xfff) + ((lin >>> 22) << 2)) >>> 0);
+      if ((pde & PTE.P) === 0) return undefined;
+      if ((pde & PTE.PS) !== 0 && (this.cr4 & CR4.PSE) !== 0) return ((pde & 0xffc00000) | (lin & 0x3fffff)) >>> 0;
+      const pte = this.physRead32(((pde & ~0xfff) + (((lin >>> 12) & 0x3ff) << 2)) >>> 0);
+      return (pte & PTE.P) === 0 ? undefined : ((pte & ~0xfff) | (lin & 0xfff)) >>> 0;
+    }
+    const pdpte = this.physRead32(((this.cr3 & ~0x1f) + ((lin >>> 30) << 3)) >>> 0);
+    if ((pdpte & PTE.P) === 0) return undefined;
+    const pde = this.physRead32(((pdpte & ~0xfff) + (((lin >>> 21) & 0x1ff) << 3)) >>> 0);
+    if ((pde & PTE.P) === 0) return undefined;
+    if ((pde & PTE.PS) !== 0) return ((pde & 0xffe00000) | (lin & 0x1fffff)) >>> 0;
+    const pte = this.physRead32(((pde & ~0xfff) + (((lin >>> 12) & 0x1ff) << 3)) >>> 0);
+    return (pte & PTE.P) === 0 ? undefined : ((pte & ~0xfff) | (lin & 0xfff)) >>> 0;
+  }
+
   /** A supervisor-level (implicit, e.g. descriptor table) translation. */
   private translateSys(lin: number, write: boolean): number {
     if (!this.paging) return lin >>> 0;

@@ -45,6 +45,15 @@ describe("2-level paging", () => {
     return { mem, dv, cpu };
   }
 
+  it("peekTranslate walks the tables without side effects", () => {
+    const { dv, cpu } = setup();
+    expect(cpu.peekTranslate(0x412345)).toBe(0x812345);
+    expect(cpu.peekTranslate(0x3456)).toBe(0x3456);
+    expect(cpu.peekTranslate(0x900000)).toBeUndefined();
+    expect(dv.getUint32(PD + 4, true) & 0x20).toBe(0); // no accessed bit
+    expect(cpu.cr2).toBe(0);
+  });
+
   it("maps a 4 MiB PSE page and sets its accessed bit", () => {
     const { mem, dv, cpu } = setup();
     dv.setUint32(0x812345 & ~3, 0xabcd1234, true);
