@@ -1,0 +1,77 @@
+/**
+ * Debian's unmodified 32-bit PV GRUB (grub-xen-host's grub-i386-xen.bin) boots as a domU on
+ * hypervisor-core and cpu-x86, finds xvda through its blkfront and our blkback, reads
+ * /boot/grub/grub.cfg from an ext2 partition and runs it (echo a marker, halt).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RawImageFile } from "@paravirt/disk-image";
+import { HYPERVISOR, SHUTDOWN } from "@paravirt/hypervisor-core";
+import { commandWorks, debianPackage, externalTool } from "@paravirt/test-support";
+import { describe, expect, it } from "vitest";
+import { buildBootDisk } from "../src/pvgrub/bootDisk.ts";
+import { stripAnsi } from "../src/pvgrub/console.ts";
+import { bootPvGrub } from "../src/pvgrub/pvGrubSystem.ts";
+
+const debian = externalTool("apt-get + dpkg-deb", () => commandWorks("apt-get", ["--version"]) && commandWorks("dpkg-deb", ["--version"]), "Debian's apt and dpkg");
+const e2fs = externalTool("mke2fs (e2fsprogs)", () => commandWorks("mke2fs", ["-V"]), "apt-get install e2fsprogs");
+
+describe("stripAnsi", () => {
+  it("removes CSI, charset and OSC sequences and carriage returns", () => {
+    expect(stripAnsi("\x1b[0m\x1b[?25lWelcome\x1b[1;1H to\x1b(B GRUB!\r\n\x1b]0;t\x07x")).toBe("Welcome to GRUB!\nx");
+  });
+});
+
+describe.skipIf(debian.skip || e2fs.skip)("PV GRUB (grub-i386-xen.bin) as a domU", () => {
+  it("prints Welcome, reads grub.cfg from (xen/xvda,msdos1) through blkback, echoes the marker and powers off", async () => {
+    debian.check();
+    e2fs.check();
+    const pkg = debianPackage("grub-xen-host");
+    if (pkg === undefined) throw new Error("apt-get download grub-xen-host failed");
+    const bin = join(pkg, "usr/lib/grub-xen/grub-i386-xen.bin");
+    expect(existsSync(bin)).toBe(true);
+    const image = new Uint8Array(readFileSync(bin));
+
+    const dir = mkdtempSync(join(tmpdir(), "pvgrub-"));
+    const path = join(dir, "disk.img");
+    writeFileSync(path, buildBootDisk());
+    const disk = await RawImageFile.open(path, { readOnly: true });
+    const narrative: string[] = [];
+    try {
+      const run = await bootPvGrub({
+        image,
+        disk,
+        marker: undefined,
+        wallLimitMs: 110_000,
+        narrate: (t, who, line) => narrative.push(`${(t / 1e6).toFixed(3)} ms ${who}: ${line}`),
+      });
+      const info = [
+        `stop: ${run.stop} (shutdown reason ${run.shutdownReason ?? "-"})${run.detail !== undefined ? `, ${run.detail}` : ""}`,
+        `${run.instructions.toLocaleString("en")} guest instructions in ${run.wallMs.toFixed(0)} ms wall (${run.mips.toFixed(1)} MIPS), ${(run.virtualNs / 1e6).toFixed(1)} ms virtual`,
+        `hypercalls: ${[...run.hypercalls].map(([n, c]) => `${n}x${c}`).join(" ")}`,
+        `blkback: ${JSON.stringify(run.blkback?.stats)} protocol ${run.ringProtocol}`,
+        "console:",
+        run.console,
+      ].join("\n");
+      console.log(info);
+      if (run.stop !== "shutdown") console.log(narrative.slice(-40).join("\n"), "\n", run.log.join("\n"));
+
+      expect(run.console).toContain("Welcome to GRUB!");
+      expect(run.console).toMatch(/Reading \(xen\/xvda,msdos\d\)\/boot\/grub\/grub\.cfg/);
+      expect(run.console).toContain("PVGRUB-MARKER-OK");
+      expect(run.stop).toBe("shutdown");
+      expect(run.shutdownReason).toBe(SHUTDOWN.poweroff);
+      expect(run.hypercalls.get(HYPERVISOR.sched_op)).toBeGreaterThan(0);
+      // The disk was read through blkback over an x86_32-abi ring.
+      expect(run.ringProtocol).toBe("x86_32-abi");
+      expect(run.blkback?.stats.connects).toBe(1);
+      expect(run.blkback?.stats.reads).toBeGreaterThan(0);
+      expect(run.blkback?.stats.errors).toBe(0);
+      expect(run.blkback?.stats.writes).toBe(0);
+    } finally {
+      await disk.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
