@@ -38,13 +38,17 @@ describe.skipIf(debian.skip || e2fs.skip)("PV GRUB (grub-i386-xen.bin) as a domU
     writeFileSync(path, buildBootDisk());
     const disk = await RawImageFile.open(path, { readOnly: true });
     const narrative: string[] = [];
+    const trace: number[] = [];
     try {
       const run = await bootPvGrub({
         image,
         disk,
-        marker: undefined,
+        memoryPages: 16384,
         wallLimitMs: 110_000,
         narrate: (t, who, line) => narrative.push(`${(t / 1e6).toFixed(3)} ms ${who}: ${line}`),
+        onHypercall: (h) => {
+          if (trace.length < 200) trace.push(h.nr);
+        },
       });
       const info = [
         `stop: ${run.stop} (shutdown reason ${run.shutdownReason ?? "-"})${run.detail !== undefined ? `, ${run.detail}` : ""}`,
@@ -63,6 +67,18 @@ describe.skipIf(debian.skip || e2fs.skip)("PV GRUB (grub-i386-xen.bin) as a domU
       expect(run.stop).toBe("shutdown");
       expect(run.shutdownReason).toBe(SHUTDOWN.poweroff);
       expect(run.hypercalls.get(HYPERVISOR.sched_op)).toBeGreaterThan(0);
+      // grub_machine_init's order (pv-grub.md §3): vm_assist, set_version + setup_table, the M2P
+      // update of the two swapped pages, the table pages through the window (lx0 L1s + L3 + 4 L2s
+      // + unmap), pin/new-baseptr/unpin, the old page-table frames remapped read/write, then
+      // xenstore (send + yield).
+      const H = HYPERVISOR;
+      const lx0 = Math.ceil((16384 + 4) / 512);
+      const ptFrames = run.system.boot.layout.ptPages;
+      const init = [H.vm_assist, H.grant_table_op, H.grant_table_op, H.mmu_update, ...Array<number>(lx0 + 6).fill(H.update_va_mapping), H.mmuext_op, ...Array<number>(ptFrames).fill(H.update_va_mapping)];
+      expect(trace.slice(0, init.length)).toEqual(init);
+      expect(trace.slice(init.length, init.length + 2)).toEqual([H.event_channel_op, H.sched_op]);
+      // Every hypercall was accepted: nothing refused, no crash.
+      expect(run.log.filter((l) => /refused|crash/.test(l))).toEqual([]);
       // The disk was read through blkback over an x86_32-abi ring.
       expect(run.ringProtocol).toBe("x86_32-abi");
       expect(run.blkback?.stats.connects).toBe(1);

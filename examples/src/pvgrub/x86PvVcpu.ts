@@ -82,6 +82,10 @@ export function createX86PvVcpu(hv: Hypervisor, options: X86PvVcpuOptions = {}):
     },
     requestStop: () => cpu.requestStop(),
     run(budget: number): VcpuExit {
+      // The CPU's TSC counts its retired instructions; offset it so that it reads the machine's
+      // TSC (system time at the hypervisor's tscHz, what vcpu_time_info's tsc_timestamp and
+      // mul/shift describe) when the slice starts. At 1 ns per instruction and 1 GHz it stays in step.
+      cpu.tsc = hv.time.tscAt(hv.clock.now()) - cpu.instructionsRetired;
       const exit = cpu.run(budget);
       if (exit.reason === "intercept" && exit.vector === HYPERCALL_VECTOR) {
         const nr = regs.eax;
