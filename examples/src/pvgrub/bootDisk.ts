@@ -14,8 +14,8 @@ import { join } from "node:path";
 export const MARKER_GRUB_CFG = "echo PVGRUB-MARKER-OK\nhalt\n";
 
 export interface BootDiskOptions {
-  /** Contents of /boot/grub/grub.cfg (default {@link MARKER_GRUB_CFG}). */
-  grubCfg?: string;
+  /** Contents of /boot/grub/grub.cfg (default {@link MARKER_GRUB_CFG}); null: no grub.cfg (GRUB stops at its prompt). */
+  grubCfg?: string | null;
   /** Partition size in MiB (default 8). */
   partitionMiB?: number;
   /** mke2fs to run (default "mke2fs"). */
@@ -31,7 +31,7 @@ export function buildBootDisk(o: BootDiskOptions = {}): Uint8Array {
   try {
     const root = join(work, "root");
     mkdirSync(join(root, "boot", "grub"), { recursive: true });
-    writeFileSync(join(root, "boot", "grub", "grub.cfg"), o.grubCfg ?? MARKER_GRUB_CFG);
+    if (o.grubCfg !== null) writeFileSync(join(root, "boot", "grub", "grub.cfg"), o.grubCfg ?? MARKER_GRUB_CFG);
     const partBytes = (o.partitionMiB ?? 8) << 20;
     const part = join(work, "part.img");
     writeFileSync(part, new Uint8Array(0));
