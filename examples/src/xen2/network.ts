@@ -108,9 +108,6 @@ export async function startE1000Driver(m: Machine, options: E1000Options = {}): 
   return nic;
 }
 
-/** MACs the toolstack configured per vif (`<domid>/<handle>`). */
-const vifMacs = new WeakMap<Machine, Map<string, string>>();
-
 export interface Vif {
   name: string;
   netfront: Netfront;
@@ -118,19 +115,17 @@ export interface Vif {
 }
 
 /**
- * Gives `guest` a vif with `mac` as the toolstack does: the xenstore directories
- * (`backend/vif/<domid>/<handle>` in dom0, `device/vif/<handle>` in the guest); dom0's xenbus
- * binds netback and adds its vif to the bridge; the guest's xenbus binds netfront as
- * `eth<handle>`. Resolves once both ends are Connected.
+ * The toolstack's half of a vif: dom0's netback driver registered (once), then the xenstore
+ * directories (`backend/vif/<domid>/<handle>` in dom0, `device/vif/<handle>` in the guest).
+ * dom0's xenbus binds a netback to it and adds its vif to xenbr0; whatever runs in the guest
+ * connects the front end. Returns the vif's name in dom0 (`vif<domid>.<handle>`).
  */
-export async function addVif(m: Machine, guest: Guest, mac: Uint8Array | string, handle = 0): Promise<Vif> {
+export async function createVifDevice(m: Machine, guest: Guest, mac: Uint8Array | string, handle = 0): Promise<string> {
   const net = dom0Network(m);
   const d0 = m.dom0;
   const macText = typeof mac === "string" ? formatMac(parseMac(mac)) : formatMac(mac);
-  let macs = vifMacs.get(m);
-  if (macs === undefined) {
-    macs = new Map();
-    vifMacs.set(m, macs);
+  if (!registered.has(m)) {
+    registered.add(m);
     // The first vif registers dom0's netback driver for every vif from now on.
     await m.run(
       d0.kernel.backends.register("vif", (d) => {
@@ -144,7 +139,6 @@ export async function addVif(m: Machine, guest: Guest, mac: Uint8Array | string,
       }),
     );
   }
-  macs.set(`${guest.domain.domid}/${handle}`, macText);
   await m.run(
     addXenbusDevice(m.toolstack, {
       kind: "vif",
@@ -156,6 +150,17 @@ export async function addVif(m: Machine, guest: Guest, mac: Uint8Array | string,
     }),
   );
   m.say(m.clock.now(), "toolstack", `vif ${handle} of ${guest.kernel.name} (mac ${macText}) -> dom0 xenbr0`);
+  return `vif${guest.domain.domid}.${handle}`;
+}
+
+const registered = new WeakSet<Machine>();
+
+/**
+ * Gives `guest` a vif with `mac` as the toolstack does ({@link createVifDevice}); the guest's
+ * xenbus binds netfront as `eth<handle>`. Resolves once both ends are Connected.
+ */
+export async function addVif(m: Machine, guest: Guest, mac: Uint8Array | string, handle = 0): Promise<Vif> {
+  const name = await createVifDevice(m, guest, mac, handle);
   let netfront: Netfront | undefined;
   await m.run(
     guest.kernel.frontends.probe("vif", (d) => {
@@ -165,8 +170,7 @@ export async function addVif(m: Machine, guest: Guest, mac: Uint8Array | string,
       return { connect: () => nf.connect(), close: () => nf.close() };
     }),
   );
-  const name = `vif${guest.domain.domid}.${handle}`;
-  const netback = net.netbacks.get(name);
+  const netback = dom0Network(m).netbacks.get(name);
   if (netfront === undefined || netback === undefined || !netfront.linkUp) throw new Error(`vif ${handle} of ${guest.kernel.name} did not connect`);
   return { name, netfront, netback };
 }
@@ -278,8 +282,8 @@ export async function bootXen2Net(o: Xen2NetOptions = {}): Promise<Xen2NetSystem
     domUs.push({ ...g, vif, stack: startStack(m, g, ip), ip, mac });
   }
   const net = dom0Network(m);
-  return {
-    ...m,
+  // The same machine object, extended (the network helpers keep their state per machine).
+  const sys: Xen2NetSystem = Object.assign(m, {
     e1000,
     dom0: { ...m.dom0, ...net },
     domUs,
@@ -287,5 +291,6 @@ export async function bootXen2Net(o: Xen2NetOptions = {}): Promise<Xen2NetSystem
     close: () => {
       if (e1000.pcap instanceof PcapFile) e1000.pcap.close();
     },
-  };
+  });
+  return sys;
 }
