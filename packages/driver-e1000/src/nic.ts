@@ -4,6 +4,7 @@
  * descriptor rings, the interrupt handler, link state and statistics. Written only against
  * {@link DriverPlatform}: the same code runs on bare metal, in dom0 and in a driver domain.
  */
+import { Fifo } from "./fifo.ts";
 import {
   PCI_COMMAND,
   PCI_CONFIG,
@@ -279,7 +280,7 @@ export class E1000Nic implements NetDevice {
   private txNext = 0;
   private txUsed = 0;
   private readonly txInFlight: TxInFlight[] = [];
-  private readonly txQueue: TxRequest[] = [];
+  private readonly txQueue = new Fifo<TxRequest>();
   private readonly txQueueLength: number;
   private txContext: string | undefined;
   private readonly txCmdExtra: number;
@@ -743,7 +744,7 @@ export class E1000Nic implements NetDevice {
   }
 
   private dropQueue(): void {
-    for (const q of this.txQueue.splice(0)) {
+    for (const q of this.txQueue.drain()) {
       if (q.mapped) this.platform.dmaUnmap(q.mapped);
       this.counters.txDropped++;
       q.done?.(false);
@@ -875,7 +876,7 @@ export class E1000Nic implements NetDevice {
     this.reclaimTx();
     let posted = false;
     while (this.txQueue.length > 0 && !this.closed && !this.resetting) {
-      if (!this.post(this.txQueue[0]!)) break;
+      if (!this.post(this.txQueue.peek()!)) break;
       this.txQueue.shift();
       posted = true;
     }

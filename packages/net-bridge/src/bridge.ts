@@ -38,7 +38,8 @@ export class Bridge {
   private readonly ageingNs: number;
   private readonly maxEntries: number;
   private readonly ports: Port[] = [];
-  private readonly fdb = new Map<string, Entry>();
+  /** Learned addresses, keyed by the 48-bit MAC as a number (no string per frame). */
+  private readonly fdb = new Map<number, Entry>();
   /** Called for every frame the bridge forwards, with where it came from and went. */
   onForward: ((frame: Uint8Array, from: string, to: string[]) => void) | undefined;
 
@@ -74,7 +75,7 @@ export class Bridge {
   table(): Map<string, string> {
     const now = this.clock.now();
     const out = new Map<string, string>();
-    for (const [mac, e] of this.fdb) if (now - e.seen <= this.ageingNs) out.set(mac, e.port.name);
+    for (const [mac, e] of this.fdb) if (now - e.seen <= this.ageingNs) out.set(formatMac(macBytes(mac)), e.port.name);
     return out;
   }
 
@@ -82,7 +83,7 @@ export class Bridge {
     if (frame.length < 14) return;
     from.stats.rxFrames++;
     const now = this.clock.now();
-    const src = formatMac(frame.subarray(6, 12));
+    const src = macKey(frame, 6);
     // Learn unicast sources only (a group address as source is invalid [802.3 §3.2.3]).
     if ((frame[6]! & 1) === 0) {
       const e = this.fdb.get(src);
@@ -94,7 +95,7 @@ export class Bridge {
       }
     }
     const group = (frame[0]! & 1) !== 0;
-    const dst = group ? undefined : this.fdb.get(formatMac(frame.subarray(0, 6)));
+    const dst = group ? undefined : this.fdb.get(macKey(frame, 0));
     if (dst !== undefined && now - dst.seen <= this.ageingNs) {
       if (dst.port !== from) this.output(dst.port, frame, from, [dst.port.name]);
       return; // known on the ingress port: filtered
@@ -116,7 +117,7 @@ export class Bridge {
 
   /** Drops an aged-out entry, or the oldest, to make room. */
   private evictOne(now: number): boolean {
-    let oldest: string | undefined;
+    let oldest: number | undefined;
     let seen = Infinity;
     for (const [mac, e] of this.fdb) {
       if (now - e.seen > this.ageingNs) {
@@ -132,4 +133,15 @@ export class Bridge {
     this.fdb.delete(oldest);
     return true;
   }
+}
+
+/** The 6 bytes at `at` as one number (48 bits fit a double exactly). */
+function macKey(frame: Uint8Array, at: number): number {
+  return (((frame[at]! << 8) | frame[at + 1]!) * 0x1_0000_0000) + (((frame[at + 2]! << 24) | (frame[at + 3]! << 16) | (frame[at + 4]! << 8) | frame[at + 5]!) >>> 0);
+}
+
+function macBytes(key: number): Uint8Array {
+  const hi = Math.floor(key / 0x1_0000_0000);
+  const lo = key >>> 0;
+  return Uint8Array.of(hi >> 8, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff);
 }

@@ -171,8 +171,37 @@ export class Netfront implements NetDevice {
       this.stats.txErrors++;
       return;
     }
+    // Straight into a granted buffer when nothing waits ahead of it (no intermediate copy).
+    if (this.connected && this.txWaiting.length === 0 && this.placeTx(frame)) {
+      if (this.tx!.pushRequestsAndCheckNotify()) this.notify();
+      return;
+    }
     this.txWaiting.push(frame.slice());
     this.kickTx();
+  }
+
+  /** Copies one frame into free TX buffers and writes its requests (not yet pushed); false when there is no room. */
+  private placeTx(frame: Uint8Array): boolean {
+    const tx = this.tx!;
+    const pieces = Math.ceil(frame.length / PAGE_SIZE);
+    if (this.freeTx.length < pieces || tx.freeRequests() < pieces) return false;
+    for (let i = 0; i < pieces; i++) {
+      const id = this.freeTx.pop()!;
+      this.txBusy[id] = true;
+      const buf = this.txBufs[id]!;
+      const chunk = frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
+      buf.page.bytes.set(chunk);
+      encodeNetifTxRequest(tx.view, tx.nextRequest(), {
+        gref: buf.ref,
+        offset: 0,
+        flags: (i < pieces - 1 ? NETTXF.more_data : 0) | NETTXF.data_validated,
+        id,
+        size: i === 0 ? frame.length : chunk.length,
+      });
+    }
+    this.stats.txPackets++;
+    this.stats.txBytes += frame.length;
+    return true;
   }
 
   private kickTx(): void {
@@ -180,26 +209,8 @@ export class Netfront implements NetDevice {
     const tx = this.tx!;
     let pushed = false;
     while (this.txWaiting.length > 0) {
-      const frame = this.txWaiting[0]!;
-      const pieces = Math.ceil(frame.length / PAGE_SIZE);
-      if (this.freeTx.length < pieces || tx.freeRequests() < pieces) break;
+      if (!this.placeTx(this.txWaiting[0]!)) break;
       this.txWaiting.shift();
-      for (let i = 0; i < pieces; i++) {
-        const id = this.freeTx.pop()!;
-        this.txBusy[id] = true;
-        const buf = this.txBufs[id]!;
-        const chunk = frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
-        buf.page.bytes.set(chunk);
-        encodeNetifTxRequest(tx.view, tx.nextRequest(), {
-          gref: buf.ref,
-          offset: 0,
-          flags: (i < pieces - 1 ? NETTXF.more_data : 0) | NETTXF.data_validated,
-          id,
-          size: i === 0 ? frame.length : chunk.length,
-        });
-      }
-      this.stats.txPackets++;
-      this.stats.txBytes += frame.length;
       pushed = true;
     }
     this.stats.txQueued = this.txWaiting.length;

@@ -1,0 +1,169 @@
+// Network benchmark (pnpm bench): frames to the wire through (a) dom0's e1000 driver natively and
+// (b) a domU through netfront → netback → dom0's bridge → the same driver, in one run, on one
+// machine (the Xen 2.0 system of examples/src/xen2). The wire's far end only counts frames.
+// For 64-byte (60 + FCS) and 1514-byte frames: medians of SAMPLES timed samples of FRAMES frames
+// after a warm-up; prints one JSON object with two views, as the block benchmark does:
+// - wall: what the emulation achieves on this host (JavaScript time of every layer, all the way
+//   to the frame leaving the model's wire port);
+// - virtual: throughput as the emulated machine experiences it (the hypervisor's modelled CPU
+//   costs of domain tasks and upcalls, the NIC's interrupt moderation; the model's wire itself
+//   has no serialisation delay).
+// Each sender is a task of its domain that sends while the backlog (frames queued or in flight
+// at the NIC, and in netfront) is below 384 frames and otherwise checks again 2 µs later
+// (virtual), the same for both paths.
+import { createMachine, probeHardware, addDomU } from "../dist/xen2/system.js";
+import { E1000_ASSIGNMENT, addVif, dom0Network, plugE1000, startE1000Driver } from "../dist/xen2/network.js";
+
+const SAMPLES = Number(process.env.SAMPLES ?? 9);
+const FRAMES = Number(process.env.FRAMES ?? 20_000);
+const PEER = Uint8Array.of(0x02, 0, 0, 0, 0, 0xfe);
+const GUEST_MAC = "00:16:3e:00:00:01";
+
+const m = createMachine({ assignments: [E1000_ASSIGNMENT] });
+const plugged = plugE1000(m);
+let onWire = 0;
+let wireBytes = 0;
+let wireTarget = -1;
+let wireDoneAt;
+plugged.wire.onReceive((f) => {
+  onWire++;
+  wireBytes += f.length;
+  if (onWire === wireTarget) wireDoneAt = m.clock.now();
+});
+probeHardware(m);
+const nic = await startE1000Driver(m);
+const domU = addDomU(m, "domU1");
+const { netfront, netback } = await addVif(m, domU, GUEST_MAC);
+const { bridge } = dom0Network(m);
+// The peer speaks once so the bridge learns it is behind eth0 (no flooding afterwards).
+const hello = new Uint8Array(60);
+hello.fill(0xff, 0, 6);
+hello.set(PEER, 6);
+hello[12] = 0x88;
+hello[13] = 0xb5;
+plugged.wire.send(hello);
+await m.run(new Promise((r) => m.clock.schedule(m.clock.now() + 1_000_000, r)));
+
+function frame(len, src) {
+  const f = new Uint8Array(len);
+  f.set(PEER, 0);
+  f.set(src, 6);
+  f[12] = 0x88; // local experimental ethertype [IEEE 802]
+  f[13] = 0xb5;
+  for (let i = 14; i < len; i++) f[i] = i & 0xff;
+  return f;
+}
+
+const allPaths = {
+  dom0: {
+    domain: m.dom0.domain,
+    send: (f) => nic.send(f),
+    backlog: () => nic.txBacklog.queued + nic.txBacklog.inFlight,
+    window: 384,
+    src: nic.mac,
+  },
+  domU: {
+    domain: domU.domain,
+    send: (f) => netfront.send(f),
+    // Netback answers a TX slot as soon as it copied the frame, so a domU could outrun the NIC
+    // and have dom0's queue drop (as Linux's qdisc does). The domU sender is held to the same
+    // window on the NIC's backlog as dom0's, standing in for a transport's flow control.
+    backlog: () => netfront.stats.txQueued + nic.txBacklog.queued + nic.txBacklog.inFlight,
+    window: 384,
+    src: netfront.mac,
+  },
+};
+
+const only = process.env.PATHS?.split(",");
+const paths = Object.fromEntries(Object.entries(allPaths).filter(([k]) => only === undefined || only.includes(k)));
+
+/**
+ * Sends `n` frames from `path`'s domain; resolves when all of them left the wire port, with
+ * the virtual time from the first send to the last frame on the wire, and the frames dropped
+ * on the way (then it resolves once the rest arrived).
+ */
+function blast(path, f, n) {
+  wireTarget = onWire + n;
+  wireDoneAt = undefined;
+  let sent = 0;
+  let v0;
+  let idlePolls = 0;
+  return new Promise((resolve) => {
+    const step = () => {
+      v0 ??= m.clock.now();
+      while (sent < n && path.backlog() < path.window) {
+        path.send(f);
+        sent++;
+      }
+      // Done when every frame reached the wire, or (frames were dropped) when nothing is left in
+      // flight anywhere. The NIC's statistics are not read here: that is MMIO, costly.
+      const b = nic.txBacklog;
+      idlePolls = sent >= n && b.queued + b.inFlight === 0 && path.backlog() === 0 ? idlePolls + 1 : 0;
+      if (onWire >= wireTarget || idlePolls > 3) resolve({ virtualNs: (wireDoneAt ?? m.clock.now()) - v0, lost: wireTarget - onWire });
+      else m.clock.schedule(m.clock.now() + 2_000, () => path.domain.post(step));
+    };
+    path.domain.post(step);
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const results = [];
+for (const len of [60, 1514]) {
+  const row = { frameBytes: len, onWireBytes: len + 4, frames: FRAMES };
+  const f = {};
+  const fps = {};
+  const vfps = {};
+  const lost = {};
+  for (const [name, path] of Object.entries(paths)) {
+    f[name] = frame(len, path.src);
+    fps[name] = [];
+    vfps[name] = [];
+    lost[name] = 0;
+    await m.run(blast(path, f[name], 2_000)); // warm-up
+  }
+  // Samples alternate between the paths, so both see the same host load.
+  for (let i = 0; i < SAMPLES; i++) {
+    for (const [name, path] of Object.entries(paths)) {
+      const w0 = performance.now();
+      const r = await m.run(blast(path, f[name], FRAMES));
+      const wall = (performance.now() - w0) / 1e3;
+      fps[name].push(FRAMES / wall);
+      vfps[name].push(FRAMES / (r.virtualNs / 1e9));
+      lost[name] += r.lost;
+    }
+  }
+  const gbit = (x) => +((x * len * 8) / 1e9).toFixed(3);
+  for (const name of Object.keys(paths)) {
+    row[name] = {
+      wall: { framesPerSecond: Math.round(median(fps[name])), gbitPerSecond: gbit(median(fps[name])), min: Math.round(Math.min(...fps[name])), max: Math.round(Math.max(...fps[name])) },
+      virtual: { framesPerSecond: Math.round(median(vfps[name])), gbitPerSecond: gbit(median(vfps[name])) },
+      lost: lost[name],
+    };
+  }
+  if (row.dom0 && row.domU) row.ratioDomUToDom0 = {
+    wall: +(row.domU.wall.framesPerSecond / row.dom0.wall.framesPerSecond).toFixed(3),
+    virtual: +(row.domU.virtual.framesPerSecond / row.dom0.virtual.framesPerSecond).toFixed(3),
+  };
+  results.push(row);
+}
+console.log(
+  JSON.stringify(
+    {
+      benchmark: "net: dom0 native (e1000 driver) vs domU (netfront/netback/bridge over the same driver), frames to the wire",
+      node: process.version,
+      nic: "hw-e1000 82540EM, 256 TX descriptors, dom0's vanilla driver-e1000 on the hypervisor's driver platform",
+      gbit: "frame bytes without FCS x 8 / time",
+      samples: SAMPLES,
+      results,
+      counters: {
+        nic: (({ txPackets, txCopied, txZeroCopy, txQueued, txDropped, interrupts }) => ({ txPackets, txCopied, txZeroCopy, txQueued, txDropped, interrupts }))(nic.statistics()),
+        netback: netback.stats,
+        netfront: netfront.stats,
+        bridge: { eth0: bridge.stats("eth0"), "vif1.0": bridge.stats("vif1.0") },
+        wire: { frames: onWire, bytes: wireBytes },
+      },
+    },
+    null,
+    2,
+  ),
+);
