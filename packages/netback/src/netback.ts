@@ -270,16 +270,18 @@ export class Netback {
       this.stats.txErrors++;
       this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: ${pkt.error}`);
     } else {
-      const ops: GrantCopyOp[] = pkt.slots.map((s, i) => ({
-        source: { ref: s.gref, domid: this.frontendDomid, offset: s.offset },
-        dest: { frame: this.pool[i]!.frame, offset: 0 },
-        length: s.size,
-      }));
+      const ops: GrantCopyOp[] = [];
+      for (let i = 0; i < pkt.slots.length; i++) {
+        const s = pkt.slots[i]!;
+        ops.push({ source: { ref: s.gref, domid: this.frontendDomid, offset: s.offset }, dest: { frame: this.pool[i]!.frame, offset: 0 }, length: s.size });
+      }
       const results = this.xen.gnttab.copy(ops);
       if (results.some((r) => r !== GNTST.okay)) {
         status = NETIF_RSP.ERROR;
         this.stats.txErrors++;
         this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: grant copy failed (${results.join(",")})`);
+      } else if (pkt.slots.length === 1) {
+        frame = this.pool[0]!.bytes.slice(0, pkt.length); // one allocation, no zero fill
       } else {
         frame = new Uint8Array(pkt.length);
         let at = 0;
