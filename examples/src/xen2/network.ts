@@ -130,7 +130,9 @@ export async function createVifDevice(m: Machine, guest: Guest, mac: Uint8Array 
     await m.run(
       d0.kernel.backends.register("vif", (d) => {
         const name = `vif${d.frontendDomid}.${d.devid}`;
-        const nb = new Netback({ xen: d.xen, frontendDomid: d.frontendDomid, handle: d.devid, backendPath: d.backendPath, log: (l) => m.say(m.clock.now(), "dom0/netback", l) });
+        // Frames are lent to the bridge: every port it forwards to (the e1000 driver, other
+        // vifs) copies what it keeps before returning.
+        const nb = new Netback({ xen: d.xen, frontendDomid: d.frontendDomid, handle: d.devid, backendPath: d.backendPath, lendFrames: true, log: (l) => m.say(m.clock.now(), "dom0/netback", l) });
         net.netbacks.set(name, nb);
         d0.kernel.netDevices.add(name, nb.vif);
         net.bridge.addPort(name, nb.vif);

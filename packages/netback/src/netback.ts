@@ -29,6 +29,12 @@ export interface NetbackOptions {
   backendPath?: string;
   /** Frames queued for a guest with no RX buffers posted before new ones are dropped. Default 256. */
   rxQueueLimit?: number;
+  /**
+   * Hand a one-slot packet to the vif's receiver as a view of netback's own buffer page, valid
+   * only until the receiver returns (as a bridge that transmits or copies it at once needs),
+   * instead of a fresh copy it may keep. Default false.
+   */
+  lendFrames?: boolean;
   log?: (line: string) => void;
 }
 
@@ -55,6 +61,7 @@ export class Netback {
   private readonly frontendDomid: DomId;
   private readonly handle: number;
   private readonly rxQueueLimit: number;
+  private readonly lendFrames: boolean;
   private readonly log: (line: string) => void;
   private frontendPath = "";
   private tx: BackRing | undefined;
@@ -76,6 +83,7 @@ export class Netback {
     this.handle = options.handle;
     this.backendPath = options.backendPath ?? `backend/vif/${options.frontendDomid}/${options.handle}`;
     this.rxQueueLimit = options.rxQueueLimit ?? 256;
+    this.lendFrames = options.lendFrames ?? false;
     this.log = options.log ?? (() => {});
     const self = this;
     this.vif = {
@@ -281,7 +289,8 @@ export class Netback {
         this.stats.txErrors++;
         this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: grant copy failed (${results.join(",")})`);
       } else if (pkt.slots.length === 1) {
-        frame = this.pool[0]!.bytes.slice(0, pkt.length); // one allocation, no zero fill
+        // Lent: a view of the pool page (no allocation); else one slice (no zero fill).
+        frame = this.lendFrames ? this.pool[0]!.bytes.subarray(0, pkt.length) : this.pool[0]!.bytes.slice(0, pkt.length);
       } else {
         frame = new Uint8Array(pkt.length);
         let at = 0;

@@ -9,7 +9,7 @@ import { Netback, fillChecksum } from "../src/index.ts";
 const MAC_U1 = "00:16:3e:00:00:01";
 
 /** dom0 with a netback per vif, and `n` domUs each with a netfront, connected. */
-async function system(n = 1) {
+async function system(n = 1, lendFrames = false) {
   const xen = new InMemoryXen();
   const dom0 = xen.createDomain(0, { pages: 4096 });
   const backs: Netback[] = [];
@@ -19,7 +19,7 @@ async function system(n = 1) {
     const domU = xen.createDomain(i, { pages: 2048 });
     domUs.push(domU);
     const paths = await addDevice(xen, { kind: "vif", frontendDomid: i, backendDomid: 0, devid: 0, frontend: { mac: `00:16:3e:00:00:0${i}` }, backend: { mac: `00:16:3e:00:00:0${i}` } });
-    const back = new Netback({ xen: dom0, frontendDomid: i, handle: 0, backendPath: paths.backendPath });
+    const back = new Netback({ xen: dom0, frontendDomid: i, handle: 0, backendPath: paths.backendPath, lendFrames });
     await back.start();
     backs.push(back);
     const front = new Netfront({ xen: domU, handle: 0 });
@@ -86,6 +86,21 @@ describe("netif data path", () => {
     expect(up).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(down).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(backs[0]!.stats.rxDropped).toBe(0);
+  });
+
+  it("lends one-slot frames as views of its buffer when asked (lendFrames), byte for byte", async () => {
+    const { xen, backs, fronts } = await system(1, true);
+    const got: Uint8Array[] = [];
+    let views = 0;
+    backs[0]!.vif.onReceive((f) => {
+      if (f.byteLength < f.buffer.byteLength) views++; // a window on netback's page, not a fresh array
+      got.push(f.slice()); // a receiver that keeps a frame copies it
+    });
+    const sent = Array.from({ length: 200 }, (_, i) => frame(0xff, 1, 60 + ((i * 37) % 1455), i));
+    for (const f of sent) fronts[0]!.send(f);
+    await xen.settle();
+    expect(got).toEqual(sent);
+    expect(views).toBe(200);
   });
 
   it("carries a frame bigger than a page in several slots (feature-sg)", async () => {
