@@ -327,6 +327,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if (this.halted) {
         if ((this.flags & F_IF) !== 0 && this.pic !== undefined && this.pic.hasPending()) {
           this.halted = false;
+          this.pollCountdown = 0;
         } else {
           return { reason: "halt", executed: n };
         }
@@ -352,10 +353,12 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   private loop(n: number, budget: number): number {
     const dispatch = this.dispatch;
+    const pic = this.pic;
     const regs = this.regs;
     while (n < budget) {
-      // IF or TF set: the slow path polls the interrupt controller and single-steps.
-      if ((this.flags & (F_IF | F_TF)) !== 0) {
+      // TF set, or IF set with a controller due for a poll: the slow path polls and single-steps.
+      const f = this.flags;
+      if ((f & F_TF) !== 0 || ((f & F_IF) !== 0 && pic !== undefined && --this.pollCountdown <= 0)) {
         n = this.stepSlow(n);
       } else {
         const eip = this.eip;
@@ -379,9 +382,18 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     return n;
   }
 
+  /**
+   * Instructions between polls of the interrupt controller while IF=1. Enabling IF (STI, POPF,
+   * IRET) polls at the next boundary; a level raised meanwhile is seen within this many.
+   */
+  static readonly POLL_INTERVAL = 16;
+  pollCountdown = 0;
+
   /** One instruction with interrupt polling and the TF single-step trap. */
   private stepSlow(n: number): number {
     const pic = this.pic;
+    // Poll again right after an interrupt shadow ends; otherwise every POLL_INTERVAL instructions.
+    this.pollCountdown = this.intShadow ? 0 : X86Cpu.POLL_INTERVAL;
     if ((this.flags & F_IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
       const v = pic.acknowledge();
       this.halted = false;
@@ -433,6 +445,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   /** Blocks interrupts until after the next instruction (STI, MOV/POP SS). */
   inhibitInterrupts(): void {
     this.intShadow = true;
+    this.pollCountdown = 0;
   }
 
   /** Time-stamp counter: one tick per retired instruction plus the WRMSR offset. */
@@ -594,6 +607,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     // Bits that exist on an i686: CF PF AF ZF SF TF IF DF OF IOPL NT RF VM AC VIF VIP ID.
     mask &= 0x3f7fd5;
     this.flags = ((this.flags & ~mask) | (value & mask) | F_ONE) & ~0x8028;
+    this.pollCountdown = 0;
   }
 
   /** The write mask POPF uses at the current privilege. */
@@ -678,8 +692,17 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if (v !== undefined) {
         this.fetchArr = v;
       } else {
+        // Copy the page (MMIO or ROM without a view) in 256-byte pieces; unmapped pieces read as
+        // all ones (open bus).
         const buf = this.romPage;
-        for (let i = 0; i < 4096; i++) buf[i] = this.physRead8(page + i);
+        for (let i = 0; i < 4096; i += 256) {
+          const piece = buf.subarray(i, i + 256);
+          try {
+            this.mem.read(page + i, piece);
+          } catch {
+            piece.fill(0xff);
+          }
+        }
         this.fetchArr = buf;
       }
       this.fetchBase = lo - ((e - pageOff) | 0);
@@ -691,14 +714,25 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   // ======================================================================== physical memory
 
+  /** Page number that last failed as unmapped (-1: none): repeated misses skip the throw. */
+  private unmappedPage = -1;
+
   physRead8(p: number): number {
     p >>>= 0;
     if (p < this.ramSize) return this.ram[p]!;
+    if (p >>> 12 === this.unmappedPage) return 0xff;
     try {
       return this.mem.readU8(p);
-    } catch {
-      return 0xff;
+    } catch (e) {
+      if ((e as { kind?: string }).kind === "unmapped") this.unmappedPage = p >>> 12;
+      return 0xff; // open bus
     }
+  }
+
+  /** Forgets cached knowledge of the physical memory map (after the embedder changes it). */
+  memoryMapChanged(): void {
+    this.unmappedPage = -1;
+    this.fetchLen = 0;
   }
 
   physWrite8(p: number, v: number): void {
@@ -707,12 +741,14 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       this.ram[p] = v;
       return;
     }
+    if (p >>> 12 === this.unmappedPage) return;
     try {
       this.mem.writeU8(p, v & 0xff);
-    } catch {
+    } catch (e) {
       // Writes to unmapped or read-only physical memory are dropped.
+      if ((e as { kind?: string }).kind === "unmapped") this.unmappedPage = p >>> 12;
     }
-    this.fetchLen = 0; // the write may hit a copied ROM/MMIO code page
+    if (this.fetchArr === this.romPage) this.fetchLen = 0; // the write may hit the copied code page
   }
 
   physRead32(p: number): number {

@@ -62,6 +62,18 @@ describe("run exits", () => {
     expect(cpu.regs[0]).toBe(2);
   });
 
+  it("an interrupt raised while IF=1 code runs is taken within POLL_INTERVAL instructions", () => {
+    const pic = new OneShotPic();
+    const { cpu, mem } = realModeCpu([0xfb, 0x40, 0xeb, 0xfd], 0x7c00, pic); // sti; inc ax; jmp -3
+    mem.bytes.set([0x00, 0x90, 0x00, 0x00], 0x22 * 4);
+    mem.bytes.set([0x41, 0xcf], 0x9000); // inc cx; iret
+    cpu.run(1000);
+    expect(cpu.regs[1]).toBe(0);
+    pic.pending.push(0x22);
+    cpu.run(X86Cpu.POLL_INTERVAL + 1);
+    expect(cpu.regs[1]).toBe(1);
+  });
+
   it("intercepted int n stops with the vector and EIP past the instruction", () => {
     const { cpu } = realModeCpu([0xb8, 0x05, 0x00, 0xcd, 0x82, 0x40, 0xf4]); // mov ax,5; int 0x82; inc ax; hlt
     cpu.interceptVector(0x82);
