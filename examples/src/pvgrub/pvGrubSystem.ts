@@ -27,7 +27,7 @@ export interface PvGrubOptions {
   disk: BlockDevice & { name?: string };
   /** RAM of the domU in pages (default 16384 = 64 MiB). */
   memoryPages?: number;
-  /** Stop once the (ANSI-stripped) console shows this text. */
+  /** Stop once the (ANSI-stripped) console shows this text (printed during this run). */
   marker?: string;
   /** Wall-clock limit of the run in ms (default 120 000). */
   wallLimitMs?: number;
@@ -175,10 +175,13 @@ export async function runPvGrub(sys: PvGrubSystem, o: Pick<PvGrubOptions, "marke
   const i0 = vcpu.instructionsRetired;
   const v0 = m.clock.now();
   let stop: PvGrubStop | undefined;
+  console.take(m.hv.consoleOf(domain.domid));
+  // The marker counts only in what is printed during this run.
+  const from = o.marker === undefined ? 0 : Math.max(0, console.text.length - o.marker.length + 1);
   const done = (): boolean => {
     console.take(m.hv.consoleOf(domain.domid));
     if (domain.state === "shutdown" || !domain.alive) stop = domain.shutdownReason === 3 && vcpu.lastUnusualExit?.reason === "triple-fault" ? "crash" : "shutdown";
-    else if (o.marker !== undefined && console.text.includes(o.marker)) stop = "marker";
+    else if (o.marker !== undefined && console.text.includes(o.marker, from)) stop = "marker";
     else if (performance.now() - t0 > wallLimit) stop = "wall-limit";
     else if (m.clock.now() - v0 > virtualLimit) stop = "virtual-limit";
     else if (vcpu.instructionsRetired - i0 > instructionLimit) stop = "instruction-limit";
