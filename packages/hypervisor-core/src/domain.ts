@@ -79,7 +79,8 @@ export interface GuestVirtualMemory {
 
 /**
  * An x86 PV vCPU as the hypervisor needs it: the vm-interfaces {@link Vcpu} plus registers
- * and guest-virtual memory for hypercall decoding (cpu-x86 will provide these).
+ * and guest-virtual memory for hypercall decoding (examples/src/pvgrub/x86PvVcpu.ts builds one
+ * from a cpu-x86 `X86Cpu`).
  */
 export interface PvVcpu extends Vcpu {
   readonly regs: X86Registers;

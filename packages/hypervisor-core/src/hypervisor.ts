@@ -314,8 +314,8 @@ export class Hypervisor implements HvContext {
   }
 
   /**
-   * Creates an x86 PV domain around a vCPU the embedder built (the PV domain builder that
-   * loads an ELF and writes start_info is not part of this package yet). Event upcalls start
+   * Creates an x86 PV domain around a vCPU the embedder built; `buildPvDomain` calls this, then
+   * loads the ELF and writes start_info and the initial page tables. Event upcalls start
    * masked, as the domain builder leaves them [xg_dom_x86.c].
    */
   createPvDomain(options: PvDomainOptions): Domain {
