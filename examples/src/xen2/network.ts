@@ -166,7 +166,8 @@ export async function addVif(m: Machine, guest: Guest, mac: Uint8Array | string,
   let netfront: Netfront | undefined;
   await m.run(
     guest.kernel.frontends.probe("vif", (d) => {
-      const nf = new Netfront({ xen: d.xen, handle: d.devid, log: (l) => m.say(m.clock.now(), `${guest.kernel.name}/netfront`, l) });
+      // As many TX buffers as the ring has slots (Linux's netfront keeps NET_TX_RING_SIZE in flight).
+      const nf = new Netfront({ xen: d.xen, handle: d.devid, txBuffers: 256, log: (l) => m.say(m.clock.now(), `${guest.kernel.name}/netfront`, l) });
       if (d.devid === handle) netfront = nf;
       guest.kernel.netDevices.add(`eth${d.devid}`, nf);
       return { connect: () => nf.connect(), close: () => nf.close() };
