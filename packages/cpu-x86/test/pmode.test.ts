@@ -1,7 +1,8 @@
 /**
- * Protected mode, paging, rings and gates: test/asm/pmode.asm is assembled by nasm at test
- * time, run on cpu-x86 through Machine (what x86run does), and its debug-port transcript is
- * compared with the same ROM run on QEMU (qemu-system-i386 -bios, isa-debugcon, isa-debug-exit).
+ * Protected mode, paging, rings and gates: test/asm/pmode.asm and test/asm/system.asm are
+ * assembled by nasm at test time, run on cpu-x86 through Machine (what x86run does), and their
+ * debug-port transcripts are compared with the same ROMs run on QEMU (qemu-system-i386 -bios,
+ * isa-debugcon, isa-debug-exit).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -63,5 +64,26 @@ describe.skipIf(nasm.skip)("pmode.asm: protected mode, paging, rings", () => {
     expect(limitFault).toBeGreaterThan(0);
     const oursWithoutLimit = ours.filter((_, i) => i !== limitFault);
     expect(oursWithoutLimit).toEqual(theirs);
+  });
+});
+
+describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3", () => {
+  const rom = nasm.available ? assemble("system") : "";
+
+  it("runs to HLT", () => {
+    nasm.check();
+    const { text, reason } = runOurs(rom);
+    expect(reason).toBe("halt");
+    const lines = text.split("\n");
+    expect(lines).toContain("rm int  00002345"); // a real-mode INT through the IVT
+    expect(lines).toContain("lar 28 00008B00"); // busy TSS after LTR
+    expect(lines).toContain("CONF cs=00000033"); // conforming code keeps CPL 3
+    expect(lines).toContain("EXC 0000000D err=0000001A cpl=00000003"); // INT3 through a DPL-0 gate
+    expect(lines.at(-2)).toBe("DONE");
+  });
+
+  it.skipIf(qemu.skip)("prints the same transcript as QEMU", () => {
+    qemu.check();
+    expect(runOurs(rom).text).toBe(runQemu(rom));
   });
 });

@@ -1,0 +1,325 @@
+; System instructions and descriptor rules, compared with QEMU like pmode.asm: SGDT/SIDT/SMSW,
+; SLDT/STR, LLDT and an LDT segment, LAR/LSL/VERR/VERW, ARPL, conforming code,
+; BOUND and INTO, IRET back to ring 3 and a RETF to an outer ring, CPUID-free.
+        cpu     686
+        org     0xF0000
+
+GDT     equ 0x1000
+IDT     equ 0x2000
+TSS     equ 0x3000
+LDT     equ 0x4000
+RECOVER equ 0x500
+KSTACK  equ 0x20000
+USTACK  equ 0x30000
+
+        bits    16
+start16:
+        cli
+        cld
+        xor     ax, ax
+        mov     es, ax
+        mov     ax, 0xF000
+        mov     ds, ax
+        mov     si, gdt_rom - 0xF0000
+        mov     di, GDT
+        mov     cx, gdt_end - gdt_rom
+        rep movsb
+        xor     ax, ax
+        mov     ds, ax
+        mov     word [0x600], gdt_end - gdt_rom - 1
+        mov     dword [0x602], GDT
+        o32 lgdt [0x600]
+        ; real-mode checks first: SMSW, a real-mode INT through the IVT
+        smsw    ax
+        mov     [0x700], ax
+        mov     word [0x80*4], int80_rm - 0xF0000
+        mov     word [0x80*4+2], 0xF000
+        mov     ax, 0x1234
+        int     0x80
+        mov     [0x702], ax
+        mov     eax, cr0
+        or      eax, 1
+        mov     cr0, eax
+        jmp     dword 0x08:pm32
+int80_rm:
+        add     ax, 0x1111
+        iret
+
+        bits    32
+putc:   out     0xE9, al
+        ret
+puts:   lodsb
+        test    al, al
+        jz      .d
+        out     0xE9, al
+        jmp     puts
+.d:     ret
+phex:   push    ecx
+        push    eax
+        mov     ecx, 8
+.l:     rol     eax, 4
+        push    eax
+        and     al, 15
+        add     al, '0'
+        cmp     al, '9'
+        jbe     .o
+        add     al, 7
+.o:     out     0xE9, al
+        pop     eax
+        loop    .l
+        pop     eax
+        pop     ecx
+        ret
+%macro SAY 1
+        jmp     %%over
+%%s:    db      %1, 0
+%%over: push    esi
+        push    eax
+        mov     esi, %%s
+        call    puts
+        pop     eax
+        pop     esi
+%endmacro
+%macro SHOW 1
+        SAY     %1
+        call    phex
+        push    eax
+        mov     al, 10
+        call    putc
+        pop     eax
+%endmacro
+; flags ZF as 0/1 in eax
+%macro ZF 0
+        pushfd
+        pop     eax
+        shr     eax, 6
+        and     eax, 1
+%endmacro
+
+%macro STUB 1
+stub_%1:
+%if %1 = 8 || (%1 >= 10 && %1 <= 14) || %1 = 17
+        push    dword %1
+%else
+        push    dword 0
+        push    dword %1
+%endif
+        jmp     exc_common
+%endmacro
+%assign v 0
+%rep 20
+        STUB    v
+%assign v v+1
+%endrep
+exc_common:
+        mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        SAY     "EXC "
+        mov     eax, [esp]
+        call    phex
+        SAY     " err="
+        mov     eax, [esp + 4]
+        call    phex
+        SAY     " cpl="
+        mov     eax, [esp + 12]
+        and     eax, 3
+        call    phex
+        mov     al, 10
+        call    putc
+        mov     esp, KSTACK
+        jmp     [RECOVER]
+
+%macro SETGATE 3
+        mov     eax, %2
+        mov     word [IDT + %1*8], ax
+        mov     word [IDT + %1*8 + 2], 0x08
+        mov     byte [IDT + %1*8 + 4], 0
+        mov     byte [IDT + %1*8 + 5], %3
+        shr     eax, 16
+        mov     word [IDT + %1*8 + 6], ax
+%endmacro
+
+; conforming code segment (selector 0x30, DPL 0) called from ring 3: runs at CPL 3
+conf:   mov     eax, cs
+        SHOW    "CONF cs="
+        retf
+
+pm32:   mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        mov     fs, ax
+        mov     gs, ax
+        mov     ss, ax
+        mov     esp, KSTACK
+        mov     edi, IDT
+        xor     eax, eax
+        mov     ecx, 512
+        rep stosd
+%assign v 0
+%rep 20
+        SETGATE v, stub_ %+ v, 0x8E
+%assign v v+1
+%endrep
+        mov     word [0x608], 0x7FF
+        mov     dword [0x60A], IDT
+        lidt    [0x608]
+        movzx   eax, word [0x700]
+        SHOW    "rm smsw "
+        movzx   eax, word [0x702]
+        SHOW    "rm int  "
+        ; SGDT/SIDT/SMSW
+        sgdt    [0x610]
+        movzx   eax, word [0x610]
+        SHOW    "gdt lim "
+        mov     eax, [0x612]
+        SHOW    "gdt base "
+        sidt    [0x618]
+        movzx   eax, word [0x618]
+        SHOW    "idt lim "
+        smsw    eax
+        and     eax, 0xFFFF
+        SHOW    "smsw "
+        ; LDT with one data segment (LDT selector 0x0C -> index 1, TI=1, RPL 0)
+        mov     dword [LDT + 8], 0x0000FFFF
+        mov     dword [LDT + 12], 0x00CF9300
+        mov     ax, 0x38
+        lldt    ax
+        sldt    eax
+        and     eax, 0xFFFF
+        SHOW    "sldt "
+        mov     ax, 0x0C
+        mov     fs, ax
+        mov     dword [fs:0x5000], 0x600D
+        mov     eax, [0x5000]
+        SHOW    "ldt seg write "
+        ; TSS + STR
+        mov     edi, TSS
+        xor     eax, eax
+        mov     ecx, 26
+        rep stosd
+        mov     dword [TSS + 4], KSTACK
+        mov     dword [TSS + 8], 0x10
+        mov     word [TSS + 0x66], 0x68
+        mov     ax, 0x28
+        ltr     ax
+        str     eax
+        and     eax, 0xFFFF
+        SHOW    "str "
+        ; LAR / LSL / VERR / VERW
+        mov     ecx, 0x10
+        lar     eax, ecx
+        SHOW    "lar 10 "
+        lsl     eax, ecx
+        SHOW    "lsl 10 "
+        mov     ecx, 0x28
+        lar     eax, ecx
+        SHOW    "lar 28 "
+        lsl     eax, ecx
+        SHOW    "lsl 28 "
+        mov     ecx, 0x40
+        mov     eax, 0x5555
+        lar     eax, ecx                ; beyond the GDT: ZF=0, EAX unchanged
+        SHOW    "lar bad "
+        ZF
+        SHOW    "lar bad zf "
+        mov     cx, 0x08
+        verr    cx
+        ZF
+        SHOW    "verr code "
+        verw    cx
+        ZF
+        SHOW    "verw code "
+        mov     cx, 0x10
+        verw    cx
+        ZF
+        SHOW    "verw data "
+        ; ARPL
+        mov     ax, 0x0010
+        mov     cx, 0x0003
+        arpl    ax, cx
+        push    eax
+        ZF
+        SHOW    "arpl zf "
+        pop     eax
+        and     eax, 0xFFFF
+        SHOW    "arpl "
+        ; BOUND and INTO
+        mov     dword [0x620], 10
+        mov     dword [0x624], 20
+        mov     dword [RECOVER], .b1
+        mov     eax, 15
+        bound   eax, [0x620]
+        SAY     {"bound ok", 10}
+        mov     eax, 25
+        bound   eax, [0x620]            ; #BR
+.b1:    mov     dword [RECOVER], .b2
+        SETGATE 4, stub_4, 0x8E
+        mov     eax, 0x7FFFFFFF
+        add     eax, 1
+        db      0xCE                    ; INTO: #OF is a trap, continues after
+.b2:
+        ; ring 3 calling a conforming segment, then RETF from ring 0 to ring 3 via a far return
+        mov     dword [RECOVER], .c1
+        push    dword 0x23
+        push    dword USTACK
+        push    dword 0x3202            ; IOPL 3: ring 3 may use the debug port
+        push    dword 0x1B
+        push    dword user
+        iretd
+.c1:    mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        ; RETF to an outer ring: build the frame by hand (IOPL 3 kept in EFLAGS)
+        pushfd
+        or      dword [esp], 0x3000
+        popfd
+        mov     dword [RECOVER], .c2
+        push    dword 0x23
+        push    dword USTACK
+        push    dword 0x1B
+        push    dword user2
+        retf
+.c2:    SAY     {"DONE", 10}
+        mov     al, 0
+        out     0xF4, al
+        cli
+        hlt
+
+user:   mov     ax, 0x23
+        mov     ds, ax
+        call    0x33:conf               ; conforming code: CPL stays 3
+        pushfd
+        pop     eax
+        and     eax, 0x3200             ; IF and IOPL as ring 3 sees them
+        SHOW    "user flags "
+        hlt                             ; privileged at CPL 3 whatever IOPL: #GP(0)
+        jmp     $
+user2:  mov     eax, cs
+        mov     ax, 0x23
+        mov     ds, ax
+        mov     eax, cs
+        SHOW    "retf to cs "
+        mov     eax, ds
+        SHOW    "ds "
+        int3                            ; vector 3 gate has DPL 0: #GP(3*8+2)
+        jmp     $
+
+        align   8
+gdt_rom:
+        dq      0
+        dq      0x00CF9B000000FFFF      ; 0x08 code ring 0
+        dq      0x00CF93000000FFFF      ; 0x10 data ring 0
+        dq      0x00CFFB000000FFFF      ; 0x18 code ring 3
+        dq      0x00CFF3000000FFFF      ; 0x20 data ring 3
+        dw      0x0067, TSS & 0xFFFF    ; 0x28 TSS32
+        db      (TSS >> 16) & 0xFF, 0x89, 0x00, 0x00
+        dq      0x00CF9F000000FFFF      ; 0x30 conforming code, DPL 0, readable
+        dw      0x000F, LDT & 0xFFFF    ; 0x38 LDT, limit 15
+        db      (LDT >> 16) & 0xFF, 0x82, 0x00, 0x00
+gdt_end:
+
+        times   0xFFF0 - ($ - $$) db 0xF4
+        bits    16
+reset:  jmp     0xF000:(start16 - 0xF0000)
+        times   0x10000 - ($ - $$) db 0xF4
