@@ -10,7 +10,7 @@
 //   costs of domain tasks and upcalls, the NIC's interrupt moderation; the model's wire itself
 //   has no serialisation delay).
 // Each sender is a task of its domain that sends while the backlog (frames queued or in flight
-// at the NIC, and in netfront) is below 255 frames (the TX ring: nothing waits in a software queue) and otherwise checks again 2 µs later
+// at the NIC, and queued or on the ring in netfront) is below 255 frames (the TX ring: nothing waits in a software queue) and otherwise checks again 2 µs later
 // (virtual), the same for both paths.
 import { createMachine, probeHardware, addDomU } from "../dist/xen2/system.js";
 import { E1000_ASSIGNMENT, addVif, dom0Network, plugE1000, startE1000Driver } from "../dist/xen2/network.js";
@@ -69,7 +69,7 @@ const allPaths = {
     // Netback answers a TX slot as soon as it copied the frame, so a domU could outrun the NIC
     // and have dom0's queue drop (as Linux's qdisc does). The domU sender is held to the same
     // window on the NIC's backlog as dom0's, standing in for a transport's flow control.
-    backlog: () => netfront.stats.txQueued + nic.txBacklog.queued + nic.txBacklog.inFlight,
+    backlog: () => netfront.stats.txQueued + netfront.txInFlight + nic.txBacklog.queued + nic.txBacklog.inFlight,
     window: 255,
     src: netfront.mac,
   },

@@ -171,7 +171,9 @@ export class Netfront implements NetDevice {
       this.stats.txErrors++;
       return;
     }
-    // Straight into a granted buffer when nothing waits ahead of it (no intermediate copy).
+    // Straight into a granted buffer when nothing waits ahead of it (no intermediate copy);
+    // out of buffers, reap what the back end already answered first (as Linux's xmit path does).
+    if (this.connected && this.txWaiting.length === 0 && this.freeTx.length === 0) this.reapTx(this.tx!);
     if (this.connected && this.txWaiting.length === 0 && this.placeTx(frame)) {
       if (this.tx!.pushRequestsAndCheckNotify()) this.notify();
       return;
@@ -226,21 +228,30 @@ export class Netfront implements NetDevice {
     }
   }
 
+  /** Frees the TX buffers of the responses the back end has published. */
+  private reapTx(tx: FrontRing): void {
+    for (let at = tx.takeResponse(); at !== undefined; at = tx.takeResponse()) {
+      const r = decodeNetifTxResponse(tx.view, at);
+      if (r.status === NETIF_RSP.NULL) continue;
+      if (r.status !== NETIF_RSP.OKAY) this.stats.txErrors++;
+      if (r.id < this.txBufs.length && this.txBusy[r.id]) {
+        this.txBusy[r.id] = false;
+        this.freeTx.push(r.id);
+      }
+    }
+  }
+
+  /** Frames' buffers on the TX ring, not yet answered by the back end. */
+  get txInFlight(): number {
+    return this.txBufs.length - this.freeTx.length;
+  }
+
   private interrupt(): void {
     if (this.tx === undefined || this.rx === undefined) return;
     // TX completions free buffers.
     const tx = this.tx;
-    do {
-      for (let at = tx.takeResponse(); at !== undefined; at = tx.takeResponse()) {
-        const r = decodeNetifTxResponse(tx.view, at);
-        if (r.status === NETIF_RSP.NULL) continue;
-        if (r.status !== NETIF_RSP.OKAY) this.stats.txErrors++;
-        if (r.id < this.txBufs.length && this.txBusy[r.id]) {
-          this.txBusy[r.id] = false;
-          this.freeTx.push(r.id);
-        }
-      }
-    } while (tx.finalCheckForResponses());
+    do this.reapTx(tx);
+    while (tx.finalCheckForResponses());
     // RX: deliver frames, repost buffers.
     const rx = this.rx;
     let reposted = false;
