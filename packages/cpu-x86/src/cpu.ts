@@ -1108,40 +1108,66 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   /**
-   * REP MOVS/STOS fast path (32-bit addressing, DF=0, paging off, flat RAM, no overlap): does
-   * the whole repetition at once and returns true, or returns false for the generic loop.
+   * REP MOVS/STOS fast path (32-bit addressing, DF=0, RAM, no overlap): copies or fills page
+   * by page through the TLB, updating ESI/EDI/ECX after each piece so that a fault leaves the
+   * registers at the element that faulted. Returns false (nothing done) when the generic loop
+   * must run: a slow segment, a limit crossing, MMIO, or overlapping ranges.
    */
   bulkString(movs: boolean, src: number, size: number, count: number): boolean {
-    if (this.paging || (this.segSlow[S_ES]! | this.segRO[S_ES]!) !== 0 || (movs && this.segSlow[src] !== 0)) return false;
+    if ((this.segSlow[S_ES]! | this.segRO[S_ES]!) !== 0 || (movs && this.segSlow[src] !== 0)) return false;
     const regs = this.regs;
-    const bytes = count * size;
-    const di = regs[7]! >>> 0;
-    if (di + bytes - 1 > this.segLimit[S_ES]!) return false;
-    const d = (this.segBase[S_ES]! + di) >>> 0;
-    if (d + bytes > this.ramSize) return false;
-    const ram = this.ram;
+    const total = count * size;
+    if ((regs[7]! >>> 0) + total - 1 > this.segLimit[S_ES]!) return false;
     if (movs) {
-      const si = regs[6]! >>> 0;
-      if (si + bytes - 1 > this.segLimit[src]!) return false;
-      const sp = (this.segBase[src]! + si) >>> 0;
-      if (sp + bytes > this.ramSize || (d < sp + bytes && sp < d + bytes)) return false;
-      ram.copyWithin(d, sp, sp + bytes);
-      regs[6] = (si + bytes) | 0;
-    } else if (size === 1) {
-      ram.fill(this.r8[0]!, d, d + bytes);
-    } else {
-      const v = regs[0]!;
-      for (let i = 0; i < bytes; i += size) {
-        ram[d + i] = v;
-        ram[d + i + 1] = v >>> 8;
-        if (size === 4) {
-          ram[d + i + 2] = v >>> 16;
-          ram[d + i + 3] = v >>> 24;
+      if ((regs[6]! >>> 0) + total - 1 > this.segLimit[src]!) return false;
+      const s0 = (this.segBase[src]! + regs[6]!) >>> 0;
+      const d0 = (this.segBase[S_ES]! + regs[7]!) >>> 0;
+      if (d0 < s0 + total && s0 < d0 + total) return false; // overlapping: element order matters
+    }
+    const ram = this.ram;
+    while (count > 0) {
+      const di = regs[7]! >>> 0;
+      const dLin = (this.segBase[S_ES]! + di) | 0;
+      // Elements that fit before either page boundary (at least one; a straddling element goes
+      // through the generic path).
+      let n = Math.min(count, Math.floor((4096 - (dLin & 0xfff)) / size));
+      let sLin = 0;
+      if (movs) {
+        sLin = (this.segBase[src]! + regs[6]!) | 0;
+        n = Math.min(n, Math.floor((4096 - (sLin & 0xfff)) / size));
+      }
+      if (n === 0) return count !== regs[1]! >>> 0 ? this.finishGeneric() : false;
+      const bytes = n * size;
+      const d = this.paging ? this.translate(dLin, ACC_W) : dLin >>> 0;
+      if (d + bytes > this.ramSize) return count !== regs[1]! >>> 0 ? this.finishGeneric() : false;
+      if (movs) {
+        const sp = this.paging ? this.translate(sLin, ACC_R) : sLin >>> 0;
+        if (sp + bytes > this.ramSize) return count !== regs[1]! >>> 0 ? this.finishGeneric() : false;
+        ram.copyWithin(d, sp, sp + bytes);
+        regs[6] = (regs[6]! + bytes) | 0;
+      } else if (size === 1) {
+        ram.fill(this.r8[0]!, d, d + bytes);
+      } else {
+        const v = regs[0]!;
+        for (let i = 0; i < bytes; i += size) {
+          ram[d + i] = v;
+          ram[d + i + 1] = v >>> 8;
+          if (size === 4) {
+            ram[d + i + 2] = v >>> 16;
+            ram[d + i + 3] = v >>> 24;
+          }
         }
       }
+      regs[7] = (di + bytes) | 0;
+      count -= n;
+      regs[1] = count;
     }
-    regs[7] = (di + bytes) | 0;
-    regs[1] = 0;
+    return true;
+  }
+
+  /** Part of a REP was done in bulk; let the instruction run again for the rest. */
+  private finishGeneric(): boolean {
+    this.eip = this.instrStart;
     return true;
   }
 

@@ -54,6 +54,24 @@ describe("2-level paging", () => {
     expect(cpu.cr2).toBe(0);
   });
 
+  it("REP MOVSD stops at a not-present page with ECX/ESI/EDI at the faulting element", () => {
+    const { mem, dv, cpu } = setup();
+    for (let i = 0; i < 0x400; i += 4) dv.setUint32(0x200000 + i, 0x1000 + i, true);
+    dv.setUint32(PT + 0x101 * 4, 0, true); // 0x101000 not present
+    cpu.regs[6] = 0x200000;
+    cpu.regs[7] = 0x100f00;
+    cpu.regs[1] = 0x100;
+    cpu.idtrLimit = 0; // the #PF escalates; registers keep the state at the fault
+    const exit = exec(cpu, mem, [0xf3, 0xa5, 0xf4]); // rep movsd; hlt
+    expect(exit.reason).toBe("triple-fault");
+    expect(cpu.cr2).toBe(0x101000);
+    expect(cpu.regs[1]).toBe(0xc0);
+    expect(cpu.regs[6]).toBe(0x200100);
+    expect(cpu.regs[7]).toBe(0x101000);
+    expect(dv.getUint32(0x100ffc, true)).toBe(0x10fc);
+    expect(cpu.eipU).toBe(0x1000); // restartable: EIP at the REP
+  });
+
   it("maps a 4 MiB PSE page and sets its accessed bit", () => {
     const { mem, dv, cpu } = setup();
     dv.setUint32(0x812345 & ~3, 0xabcd1234, true);
