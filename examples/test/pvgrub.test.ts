@@ -3,6 +3,7 @@
  * hypervisor-core and cpu-x86, finds xvda through its blkfront and our blkback, reads
  * /boot/grub/grub.cfg from an ext2 partition and runs it (echo a marker, halt).
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,7 +98,9 @@ describe.skipIf(debian.skip || e2fs.skip)("PV GRUB (grub-i386-xen.bin) as a domU
     const pkg = debianPackage("grub-xen-host");
     if (pkg === undefined) throw new Error("apt-get download grub-xen-host failed");
     const image = new Uint8Array(readFileSync(join(pkg, "usr/lib/grub-xen/grub-i386-xen.bin")));
-    const sys = await createPvGrubSystem({ image, disk: RamDisk.from(buildBootDisk({ grubCfg: null })), memoryPages: 8192 });
+    // A 10 000-byte file (three 4 KiB blkif reads) to hash in GRUB and here.
+    const data = new Uint8Array(10_000).map((_, i) => (i * 7919 + (i >> 8)) & 0xff);
+    const sys = await createPvGrubSystem({ image, disk: RamDisk.from(buildBootDisk({ grubCfg: null, files: { "boot/data.bin": data } })), memoryPages: 8192 });
     const hv = sys.machine.hv;
     const domid = sys.domain.domid;
 
@@ -108,9 +111,17 @@ describe.skipIf(debian.skip || e2fs.skip)("PV GRUB (grub-i386-xen.bin) as a domU
 
     // GRUB polls in[] with no hypercall at all (pv-grub.md §5); keep the total typed under 1 KiB.
     expect(hv.consoleInput(domid, "ls\n")).toBe(3);
-    const listed = await runPvGrub(sys, { marker: "(xen/xvda,msdos1)", wallLimitMs: 60_000 });
+    const listed = await runPvGrub(sys, { marker: "\ngrub> ", wallLimitMs: 60_000 });
     expect(listed.stop).toBe("marker");
     expect(listed.console).toMatch(/\(memdisk\) .*\(xen\/xvda\) \(xen\/xvda,msdos1\)/);
+
+    // GRUB's SHA-256 and MD5 of a file it read through blkback, against the host's.
+    for (const algo of ["sha256", "md5"]) {
+      const digest = createHash(algo).update(data).digest("hex");
+      hv.consoleInput(domid, `${algo}sum (xen/xvda,msdos1)/boot/data.bin\n`);
+      const hashed = await runPvGrub(sys, { marker: "\ngrub> ", wallLimitMs: 60_000 });
+      expect(hashed.console).toMatch(new RegExp(`${digest}\\s+\\(xen/xvda,msdos1\\)/boot/data.bin`));
+    }
 
     expect(hv.consoleInput(domid, "echo TYPED-OK\nhalt\n")).toBe(19);
     const halted = await runPvGrub(sys, { wallLimitMs: 60_000 });

@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** The grub.cfg of the demo: a marker, then `halt` (SCHEDOP_shutdown(poweroff)). */
 export const MARKER_GRUB_CFG = "echo PVGRUB-MARKER-OK\nhalt\n";
@@ -16,6 +16,8 @@ export const MARKER_GRUB_CFG = "echo PVGRUB-MARKER-OK\nhalt\n";
 export interface BootDiskOptions {
   /** Contents of /boot/grub/grub.cfg (default {@link MARKER_GRUB_CFG}); null: no grub.cfg (GRUB stops at its prompt). */
   grubCfg?: string | null;
+  /** More files, by path relative to the file system's root (e.g. "boot/data.bin"). */
+  files?: Readonly<Record<string, string | Uint8Array>>;
   /** Partition size in MiB (default 8). */
   partitionMiB?: number;
   /** mke2fs to run (default "mke2fs"). */
@@ -32,6 +34,11 @@ export function buildBootDisk(o: BootDiskOptions = {}): Uint8Array {
     const root = join(work, "root");
     mkdirSync(join(root, "boot", "grub"), { recursive: true });
     if (o.grubCfg !== null) writeFileSync(join(root, "boot", "grub", "grub.cfg"), o.grubCfg ?? MARKER_GRUB_CFG);
+    for (const [path, data] of Object.entries(o.files ?? {})) {
+      const at = join(root, ...path.split("/").filter((p) => p !== "" && p !== ".."));
+      mkdirSync(dirname(at), { recursive: true });
+      writeFileSync(at, data);
+    }
     const partBytes = (o.partitionMiB ?? 8) << 20;
     const part = join(work, "part.img");
     writeFileSync(part, new Uint8Array(0));
