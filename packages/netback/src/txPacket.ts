@@ -86,7 +86,7 @@ export function takePacket(ring: BackRing, count: number): TxPacket {
     let rest = 0;
     for (let i = 1; i < slots.length; i++) rest += slots[i]!.size;
     if (rest > length) error = `fragments (${rest} bytes) exceed the packet size ${length}`;
-    else slots[0] = { ...first, size: length - rest };
+    else if (rest > 0) slots[0] = { ...first, size: length - rest };
   }
   if (error === undefined) {
     for (const s of slots) {

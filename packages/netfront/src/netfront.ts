@@ -191,7 +191,7 @@ export class Netfront implements NetDevice {
       const id = this.freeTx.pop()!;
       this.txBusy[id] = true;
       const buf = this.txBufs[id]!;
-      const chunk = frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
+      const chunk = pieces === 1 ? frame : frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
       buf.page.bytes.set(chunk);
       encodeNetifTxRequest(tx.view, tx.nextRequest(), {
         gref: buf.ref,
