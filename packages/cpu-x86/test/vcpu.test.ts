@@ -114,6 +114,32 @@ describe("run exits", () => {
   });
 });
 
+describe("memory without a view()", () => {
+  it("runs through the GuestMemory methods (MMIO-style) with the same results", () => {
+    const flat = new FlatMemory(1 << 20);
+    // A GuestMemory that hides view(): every access goes through readU8/writeU8.
+    const noView = {
+      read: (a: number, d: Uint8Array) => flat.read(a, d),
+      write: (a: number, s2: Uint8Array) => flat.write(a, s2),
+      readU8: (a: number) => flat.readU8(a),
+      readU16: (a: number) => flat.readU16(a),
+      readU32: (a: number) => flat.readU32(a),
+      writeU8: (a: number, v: number) => flat.writeU8(a, v),
+      writeU16: (a: number, v: number) => flat.writeU16(a, v),
+      writeU32: (a: number, v: number) => flat.writeU32(a, v),
+    };
+    const code = [0x66, 0xb9, 0x10, 0x27, 0, 0, 0x66, 0x31, 0xc0, 0x66, 0x01, 0xc8, 0xff, 0x06, 0x00, 0x60, 0xe2, 0xf7, 0xf4];
+    flat.bytes.set(code, 0x7c00);
+    const cpu = new X86Cpu({ memory: noView });
+    cpu.setSegment(SEG.CS, { selector: 0, base: 0, limit: 0xffff, attributes: 0x9b });
+    cpu.eip = 0x7c00;
+    cpu.regs[4] = 0x7000;
+    expect(cpu.run(1e6).reason).toBe("halt");
+    expect(cpu.regs[0]).toBe((10000 * 10001) / 2);
+    expect(flat.readU16(0x6000)).toBe(10000);
+  });
+});
+
 describe("state save and restore", () => {
   it("continues identically after a JSON round trip", () => {
     // A loop summing 1..N with a memory counter, interrupted half-way by the budget.
