@@ -97,7 +97,7 @@ export class Bridge {
     const group = (frame[0]! & 1) !== 0;
     const dst = group ? undefined : this.fdb.get(macKey(frame, 0));
     if (dst !== undefined && now - dst.seen <= this.ageingNs) {
-      if (dst.port !== from) this.output(dst.port, frame, from, [dst.port.name]);
+      if (dst.port !== from) this.output(dst.port, frame, from);
       return; // known on the ingress port: filtered
     }
     from.stats.flooded++;
@@ -109,8 +109,8 @@ export class Bridge {
     }
   }
 
-  private output(port: Port, frame: Uint8Array, from: Port, names: string[]): void {
-    this.onForward?.(frame, from.name, names);
+  private output(port: Port, frame: Uint8Array, from: Port): void {
+    if (this.onForward !== undefined) this.onForward(frame, from.name, [port.name]);
     port.stats.txFrames++;
     port.dev.send(frame);
   }
