@@ -4,12 +4,15 @@
  * produces `out`; the hypervisor drains it into the domain's console log when the guest
  * notifies its console port, and dom0 (or the CLI) reads the log.
  */
-import { consoleRings } from "@paravirt/device-channel";
+import { XENCONS_INTERFACE, consoleRings } from "@paravirt/device-channel";
 
 const decoder = new TextDecoder();
 
 /** Drains the guest's output ring of a console page; a corrupt ring yields nothing. */
 export function drainConsoleOut(page: Uint8Array): string {
+  // Nothing produced (out_cons == out_prod): the common case when polled, decided without building the rings.
+  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  if (dv.getUint32(XENCONS_INTERFACE.OUT_CONS, true) === dv.getUint32(XENCONS_INTERFACE.OUT_PROD, true)) return "";
   const bytes = consoleRings(page).out.drain();
   return bytes.length === 0 ? "" : decoder.decode(bytes);
 }
