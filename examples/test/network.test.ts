@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { commandWorks, externalTool } from "@paravirt/test-support";
 import { readPcap } from "@paravirt/net-wire";
 import { parseIpv4Packet, type UdpMeta } from "@paravirt/net-stack";
-import { bootXen2Net, inGuest, WIRE_HOST } from "../src/xen2/network.ts";
+import { bootXen2Net, inGuest, runNetworkWorkload, WIRE_HOST } from "../src/xen2/network.ts";
 
 const tshark = externalTool("tshark", () => commandWorks("tshark", ["--version"]), "apt-get install tshark");
 const dir = mkdtempSync(join(tmpdir(), "xen2-net-"));
@@ -126,5 +126,22 @@ describe("Xen 2.0 network path: domU netfront -> dom0 netback -> bridge -> e1000
     }
     const expert = spawnSync("tshark", ["-r", path, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-z", "expert,error", "-q"], { encoding: "utf8" });
     expect(expert.stdout).not.toMatch(/Malformed|Bad checksum|incorrect/i);
+  });
+
+  it("runs the demo's workload: pings, UDP between the domUs and to the wire, with counters", async () => {
+    const lines: string[] = [];
+    const sys = await bootXen2Net({ narrate: (_t, who, l) => lines.push(`${who}: ${l}`) });
+    const r = await runNetworkWorkload(sys, { pings: 3, datagrams: 50, wireDatagrams: 10 });
+    expect(r.pings.map((p) => p.seq)).toEqual([1, 2, 3]);
+    expect(r.pings.every((p) => p.rttNs > 0 && p.bytes === 56)).toBe(true);
+    expect(r.domUToDomU).toMatchObject({ sent: 50, echoed: 50, intact: true });
+    expect(r.domUToDomU.nicTxFrames).toBeLessThanOrEqual(1);
+    expect(r.toWire).toEqual({ sent: 10, echoed: 10, intact: true });
+    expect(r.counters.host.echoReplies).toBe(3);
+    expect(r.counters.host.udpEchoes).toBe(10);
+    expect(r.counters.vifs["vif1.0"]!.netback.txPackets).toBeGreaterThanOrEqual(53);
+    expect(r.counters.bridge["eth0"]!.txFrames).toBe(r.counters.nic.wireTxFrames);
+    expect(lines.some((l) => l.includes("icmp_seq=3"))).toBe(true);
+    expect(JSON.parse(JSON.stringify(r))).toEqual(r);
   });
 });

@@ -297,3 +297,107 @@ export async function bootXen2Net(o: Xen2NetOptions = {}): Promise<Xen2NetSystem
   });
   return sys;
 }
+
+/** Counters along the network path, JSON-able, for a narrative or `--json`. */
+export interface NetCounters {
+  nic: { txPackets: number; rxPackets: number; txCopied: number; txZeroCopy: number; txDropped: number; interrupts: number; wireTxFrames: number; wireRxFrames: number };
+  bridge: Record<string, { rxFrames: number; txFrames: number; flooded: number }>;
+  vifs: Record<string, { netback: Netback["stats"]; netfront: Netfront["stats"] }>;
+  host: SimulatedHost["counters"];
+}
+
+/** Reads the counters of every stage (the NIC's statistics registers are read, and cleared into the driver's totals). */
+export function netCounters(sys: Xen2NetSystem): NetCounters {
+  const s = sys.dom0.nic.statistics();
+  const bridge: NetCounters["bridge"] = {};
+  for (const name of ["eth0", ...sys.dom0.netbacks.keys()]) {
+    const st = sys.dom0.bridge.stats(name);
+    if (st !== undefined) bridge[name] = { ...st };
+  }
+  const vifs: NetCounters["vifs"] = {};
+  for (const g of sys.domUs) vifs[g.vif.name] = { netback: { ...g.vif.netback.stats }, netfront: { ...g.vif.netfront.stats } };
+  return {
+    nic: {
+      txPackets: s.txPackets, rxPackets: s.rxPackets, txCopied: s.txCopied, txZeroCopy: s.txZeroCopy, txDropped: s.txDropped,
+      interrupts: s.interrupts, wireTxFrames: s.hw.goodPacketsTx, wireRxFrames: s.hw.goodPacketsRx,
+    },
+    bridge,
+    vifs,
+    host: { ...sys.host.counters },
+  };
+}
+
+export interface NetWorkloadOptions {
+  /** Pings from domU1 to the host on the wire (default 4). */
+  pings?: number;
+  /** UDP datagrams domU1 sends to domU2's echo service over the bridge (default 100). */
+  datagrams?: number;
+  /** UDP datagrams domU2 sends to the host's echo port on the wire (default 20). */
+  wireDatagrams?: number;
+}
+
+export interface NetWorkloadResult {
+  /** domU1 → 10.0.0.254 through the e1000. */
+  pings: { seq: number; rttNs: number; bytes: number; ttl: number }[];
+  /** domU1 ↔ domU2 over dom0's bridge: every datagram echoed back reversed and checked. */
+  domUToDomU: { sent: number; echoed: number; intact: boolean; nicTxFrames: number; virtualNs: number };
+  /** domU2 → the host's UDP echo port on the wire and back. */
+  toWire: { sent: number; echoed: number; intact: boolean };
+  counters: NetCounters;
+}
+
+/** Runs until `cond()` holds, checking every 100 µs of virtual time. */
+function until(sys: Machine, cond: () => boolean): Promise<void> {
+  return sys.run(new Promise<void>((resolve) => {
+    const check = () => (cond() ? resolve() : sys.clock.schedule(sys.clock.now() + 100_000, check));
+    check();
+  }));
+}
+
+/** The network demo's workload on a {@link bootXen2Net} system (at least two domUs): pings to the wire, UDP between the domUs and to the wire. */
+export async function runNetworkWorkload(sys: Xen2NetSystem, o: NetWorkloadOptions = {}): Promise<NetWorkloadResult> {
+  const [u1, u2] = sys.domUs;
+  if (u1 === undefined || u2 === undefined) throw new Error("the network workload needs two domUs");
+  const pings: NetWorkloadResult["pings"] = [];
+  for (let seq = 1; seq <= (o.pings ?? 4); seq++) {
+    const r = await sys.run(inGuest(u1, () => u1.stack.ping(WIRE_HOST.ip, { seq })));
+    pings.push({ seq: r.seq, rttNs: r.rttNs, bytes: r.bytes, ttl: r.ttl });
+    sys.say(sys.clock.now(), u1.kernel.name, `64 bytes from ${WIRE_HOST.ip}: icmp_seq=${r.seq} ttl=${r.ttl} time=${(r.rttNs / 1000).toFixed(1)} µs`);
+  }
+  const payload = (i: number) => Uint8Array.from({ length: 16 + ((i * 97) % 1400) }, (_, j) => (i * 31 + j) & 0xff);
+  // domU2 runs an echo service; domU1 sends to it over the bridge.
+  const n = o.datagrams ?? 100;
+  const port = 5000;
+  const echoService = await sys.run(inGuest(u2, () => u2.stack.bind(port, (data, meta) => void u2.stack.sendUdp(port, meta.src, meta.srcPort, data.slice().reverse()))));
+  const back: Uint8Array[] = [];
+  const sock = await sys.run(inGuest(u1, () => u1.stack.bind(0, (d) => back.push(d))));
+  const nicTx0 = sys.dom0.nic.statistics().hw.goodPacketsTx;
+  const t0 = sys.clock.now();
+  await sys.run(inGuest(u1, async () => {
+    for (let i = 0; i < n; i++) await sock.sendTo(u2.ip, port, payload(i));
+  }));
+  await until(sys, () => back.length >= n);
+  const virtualNs = sys.clock.now() - t0;
+  const nicTxFrames = sys.dom0.nic.statistics().hw.goodPacketsTx - nicTx0;
+  const intact = back.every((d, i) => d.length === payload(i).length && d.every((b, j) => b === payload(i)[payload(i).length - 1 - j]));
+  sys.say(sys.clock.now(), "dom0", `xenbr0: ${n} datagrams ${u1.vif.name} -> ${u2.vif.name} and ${back.length} back, ${nicTxFrames} frame(s) to the e1000`);
+  sock.close();
+  echoService.close();
+  // domU2 → the host's UDP echo (port 7) on the wire.
+  const w = o.wireDatagrams ?? 20;
+  const wireBack: Uint8Array[] = [];
+  const wsock = await sys.run(inGuest(u2, () => u2.stack.bind(0, (d) => wireBack.push(d))));
+  await sys.run(inGuest(u2, async () => {
+    for (let i = 0; i < w; i++) await wsock.sendTo(WIRE_HOST.ip, 7, payload(i));
+  }));
+  await until(sys, () => wireBack.length >= w);
+  wsock.close();
+  const wireIntact = wireBack.every((d, i) => d.length === payload(i).length && d.every((b, j) => b === payload(i)[j]));
+  sys.say(sys.clock.now(), u2.kernel.name, `${w} datagrams echoed by ${WIRE_HOST.ip}:7 through the e1000`);
+  return {
+    pings,
+    domUToDomU: { sent: n, echoed: back.length, intact, nicTxFrames, virtualNs },
+    toWire: { sent: w, echoed: wireBack.length, intact: wireIntact },
+    counters: netCounters(sys),
+  };
+}
