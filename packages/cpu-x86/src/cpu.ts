@@ -122,6 +122,11 @@ const ACC_X = 2;
 const LAZY_ALL = F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF;
 const LAZY_SZP = F_PF | F_ZF | F_SF;
 
+/** How a task switch was started. [SDM Vol.3A 7.3 Table 7-2] */
+const TS_JMP = 0;
+const TS_CALL = 1; // CALL, INT n, exceptions and interrupts through task gates
+const TS_IRET = 2;
+
 /** Exit codes while running. */
 const EXIT_NONE = 0;
 const EXIT_HALT = 1;
@@ -1499,8 +1504,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const gHi = this.readSys32(this.idtrBase + vec * 8 + 4);
     const type = (gHi >> 8) & 0x1f;
     const gdpl = (gHi >> 13) & 3;
+    if (type === SYS_DESC.TASK_GATE) {
+      if (soft && gdpl < this.cpl) this.fault(EXC.GP, vec * 8 + 2);
+      if ((gHi & 0x8000) === 0) this.fault(EXC.NP, vec * 8 + 2 + extErr);
+      this.taskSwitch(gLo >>> 16, TS_CALL, err, extErr);
+      return;
+    }
     if (type !== SYS_DESC.INT_GATE32 && type !== SYS_DESC.TRAP_GATE32 && type !== SYS_DESC.INT_GATE16 && type !== SYS_DESC.TRAP_GATE16) {
-      // Task gates are not modelled.
       this.fault(EXC.GP, vec * 8 + 2 + extErr);
     }
     if (soft && gdpl < this.cpl) this.fault(EXC.GP, vec * 8 + 2);
@@ -1810,8 +1820,99 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       this.fetchLen = 0;
       return;
     }
-    // Task gates and TSS descriptors (task switches) are not modelled.
+    if (type === SYS_DESC.TSS32_AVAIL || type === SYS_DESC.TASK_GATE) {
+      // [SDM Vol.3A 7.3]: the TSS descriptor or task gate must be accessible at CPL and RPL.
+      if (dpl < this.cpl || dpl < rpl) this.fault(EXC.GP, sel & ~3);
+      if ((hi & 0x8000) === 0) this.fault(EXC.NP, sel & ~3);
+      this.taskSwitch(type === SYS_DESC.TASK_GATE ? lo >>> 16 : sel, call ? TS_CALL : TS_JMP, -1, 0);
+      return;
+    }
+    // 16-bit TSSes, busy TSSes and other system descriptors.
     this.fault(EXC.GP, sel & ~3);
+  }
+
+  /**
+   * Hardware task switch to the 32-bit TSS `sel` [SDM Vol.3A 7.3, Table 7-2]: saves the
+   * current task in its TSS, updates busy bits, the back link and NT, loads the new task's
+   * CR3, LDTR, registers and segments, and sets CR0.TS. `err` >= 0 is pushed on the new
+   * task's stack (exceptions through task gates).
+   */
+  private taskSwitch(sel: number, kind: number, err: number, ext: number): void {
+    if ((sel & 4) !== 0 || (sel & ~3) === 0) this.fault(EXC.GP, (sel & ~3) + ext);
+    this.readDescriptor(sel, ext);
+    const lo = this.dLo;
+    const hi = this.dHi;
+    const type = (hi >> 8) & 0x1f;
+    const wantBusy = kind === TS_IRET;
+    if (type !== (wantBusy ? SYS_DESC.TSS32_BUSY : SYS_DESC.TSS32_AVAIL)) this.fault(kind === TS_IRET ? EXC.TS : EXC.GP, (sel & ~3) + ext);
+    if ((hi & 0x8000) === 0) this.fault(EXC.NP, (sel & ~3) + ext);
+    const base = descBase(lo, hi);
+    const limit = descLimit(lo, hi);
+    if (limit < 0x67) this.fault(EXC.TS, (sel & ~3) + ext);
+    if ((this.trType & 8) === 0 || this.trLimit < 0x67) this.fault(EXC.TS, (this.trSel & ~3) + ext);
+    // Read the new task's state first: a fault here leaves the old task untouched.
+    const nt = new Int32Array(26);
+    for (let i = 0; i < 26; i++) nt[i] = this.readSys32(base + i * 4);
+    this.writeSys32(base, this.readSys32(base)); // the new TSS must be writable
+    // Save the old task. [SDM Vol.3A 7.2.1 Figure 7-2]
+    const old = this.trBase;
+    let flags = this.getFlags();
+    if (kind === TS_IRET) flags &= ~F_NT;
+    this.writeSys32(old + 0x20, this.eip);
+    this.writeSys32(old + 0x24, flags);
+    for (let r = 0; r < 8; r++) this.writeSys32(old + 0x28 + r * 4, this.regs[r]!);
+    for (let sg = 0; sg < 6; sg++) this.writeSys16(old + 0x48 + sg * 4, this.segSel[sg]!);
+    // Busy bits and the back link.
+    if (kind === TS_JMP || kind === TS_IRET) {
+      const oldDescHi = this.gdtrBase + (this.trSel & ~7) + 4;
+      this.writeSys32(oldDescHi, this.readSys32(oldDescHi) & ~0x200);
+    }
+    if (kind !== TS_IRET) this.writeSys32(this.gdtrBase + (sel & ~7) + 4, hi | 0x200);
+    if (kind === TS_CALL) this.writeSys16(base, this.trSel);
+    this.trSel = sel;
+    this.trBase = base;
+    this.trLimit = limit;
+    this.trType = SYS_DESC.TSS32_BUSY;
+    this.cr0 |= CR0.TS;
+    // Load the new task.
+    if (this.paging) this.setCr3(nt[7]!);
+    let nflags = nt[9]!;
+    if (kind === TS_CALL) nflags |= F_NT;
+    this.flags = (nflags & 0x3f7fd5) | F_ONE;
+    this.lazy = 0;
+    for (let r = 0; r < 8; r++) this.regs[r] = nt[10 + r]!;
+    this.eip = nt[8]!;
+    const ldt = nt[24]! & 0xffff;
+    this.ldtrSel = ldt;
+    if ((ldt & ~3) !== 0) {
+      if ((ldt & 4) !== 0) this.fault(EXC.TS, ldt & ~3);
+      this.readDescriptor(ldt);
+      if (((this.dHi >> 8) & 0x1f) !== SYS_DESC.LDT) this.fault(EXC.TS, ldt & ~3);
+      this.ldtrBase = descBase(this.dLo, this.dHi);
+      this.ldtrLimit = descLimit(this.dLo, this.dHi);
+    } else {
+      this.ldtrBase = 0;
+      this.ldtrLimit = 0;
+    }
+    const cs = nt[19]! & 0xffff;
+    this.setCpl(cs & 3);
+    if ((cs & ~3) === 0) this.fault(EXC.TS, 0);
+    this.readDescriptor(cs);
+    if ((((this.dHi >> 8) & 0x18) !== 0x18) || (this.dHi & 0x8000) === 0) this.fault(EXC.TS, cs & ~3);
+    this.setSegFromDesc(S_CS, cs, this.dLo, this.dHi);
+    // Segment-load errors during a task switch are #TS (not-present stays #NP/#SS). [SDM Vol.3A 7.3 step 12]
+    try {
+      this.loadSeg(S_SS, nt[20]!);
+      for (const [sg, idx] of [[S_ES, 18], [S_DS, 21], [S_FS, 22], [S_GS, 23]] as const) this.loadSeg(sg, nt[idx]!);
+    } catch (e) {
+      if (e === FAULT && this.faultVec === EXC.GP) this.faultVec = EXC.TS;
+      throw e;
+    }
+    this.fetchLen = 0;
+    if (err >= 0) {
+      if (this.csDb !== 0) this.push32(err);
+      else this.push16(err);
+    }
   }
 
   /** Checks that `bytes` can be pushed without faulting. */
@@ -1847,7 +1948,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if (iret) this.writeFlags(fl, os32 !== 0 ? 0x3f7fd5 & ~(F_VM | F_VIF | F_VIP) : 0x7fd5);
       return;
     }
-    if (iret && (this.flags & F_NT) !== 0) this.fault(EXC.GP, this.trSel & ~3); // task return: not modelled
+    if (iret && (this.flags & F_NT) !== 0) {
+      // Return from a nested task through the back link. [SDM Vol.3A 7.4]
+      this.taskSwitch(this.readSys16(this.trBase), TS_IRET, -1, 0);
+      return;
+    }
     const ip = os32 !== 0 ? this.peek32(0) : this.peek16(0);
     const cs = (os32 !== 0 ? this.peek32(n) : this.peek16(n)) & 0xffff;
     let fl = 0;

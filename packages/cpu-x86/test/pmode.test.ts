@@ -67,7 +67,7 @@ describe.skipIf(nasm.skip)("pmode.asm: protected mode, paging, rings", () => {
   });
 });
 
-describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3", () => {
+describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, task switches, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3", () => {
   const rom = nasm.available ? assemble("system") : "";
 
   it("runs to HLT", () => {
@@ -78,6 +78,10 @@ describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, LAR/LSL/VERR/VERW, con
     expect(lines).toContain("rm int  00002345"); // a real-mode INT through the IVT
     expect(lines).toContain("lar 28 00008B00"); // busy TSS after LTR
     expect(lines).toContain("CONF cs=00000033"); // conforming code keeps CPL 3
+    expect(lines).toContain("TASK2 nt 00004000"); // CALL to a TSS nests the task
+    expect(lines).toContain("link 00000028");
+    expect(lines).toContain("tss2 after iret 00008900"); // IRET freed the busy bit
+    expect(lines).toContain("cr0.ts 00000008");
     expect(lines).toContain("EXC 0000000D err=0000001A cpl=00000003"); // INT3 through a DPL-0 gate
     expect(lines.at(-2)).toBe("DONE");
   });

@@ -1,5 +1,5 @@
 ; System instructions and descriptor rules, compared with QEMU like pmode.asm: SGDT/SIDT/SMSW,
-; SLDT/STR, LLDT and an LDT segment, LAR/LSL/VERR/VERW, ARPL, conforming code,
+; SLDT/STR, LLDT and an LDT segment, hardware task switches (CALL/IRET/JMP), LAR/LSL/VERR/VERW, ARPL, conforming code,
 ; BOUND and INTO, IRET back to ring 3 and a RETF to an outer ring, CPUID-free.
         cpu     686
         org     0xF0000
@@ -8,6 +8,7 @@ GDT     equ 0x1000
 IDT     equ 0x2000
 TSS     equ 0x3000
 LDT     equ 0x4000
+TSS2    equ 0x3100
 RECOVER equ 0x500
 KSTACK  equ 0x20000
 USTACK  equ 0x30000
@@ -140,6 +141,21 @@ exc_common:
         mov     word [IDT + %1*8 + 6], ax
 %endmacro
 
+task2:  pushfd
+        pop     eax
+        and     eax, 0x4000
+        SHOW    "TASK2 nt "
+        movzx   eax, word [TSS2]
+        SHOW    "link "
+        str     eax
+        and     eax, 0xFFFF
+        SHOW    "tr "
+        mov     eax, ebx
+        SHOW    "ebx "
+        iretd
+        SAY     {"TASK2 again", 10}
+        jmp     0x28:0
+
 ; conforming code segment (selector 0x30, DPL 0) called from ring 3: runs at CPL 3
 conf:   mov     eax, cs
         SHOW    "CONF cs="
@@ -201,6 +217,7 @@ pm32:   mov     ax, 0x10
         mov     dword [TSS + 4], KSTACK
         mov     dword [TSS + 8], 0x10
         mov     word [TSS + 0x66], 0x68
+        mov     word [TSS + 0x60], 0x38         ; LDTR is loaded (not saved) on a switch back
         mov     ax, 0x28
         ltr     ax
         str     eax
@@ -244,6 +261,41 @@ pm32:   mov     ax, 0x10
         pop     eax
         and     eax, 0xFFFF
         SHOW    "arpl "
+        ; hardware task switches: CALL to a TSS, IRET back through NT, JMP there and back
+        mov     edi, TSS2
+        xor     eax, eax
+        mov     ecx, 26
+        rep stosd
+        mov     dword [TSS2 + 0x20], task2
+        mov     dword [TSS2 + 0x24], 0x2
+        mov     dword [TSS2 + 0x38], 0x28000
+        mov     word [TSS2 + 0x48], 0x10
+        mov     word [TSS2 + 0x4C], 0x08
+        mov     word [TSS2 + 0x50], 0x10
+        mov     word [TSS2 + 0x54], 0x10
+        mov     word [TSS2 + 0x58], 0x10
+        mov     word [TSS2 + 0x5C], 0x10
+        mov     ebx, 0xB0B
+        call    0x40:0
+        str     eax
+        and     eax, 0xFFFF
+        SHOW    "back tr "
+        mov     ecx, 0x40
+        lar     eax, ecx
+        SHOW    "tss2 after iret "
+        pushfd
+        pop     eax
+        and     eax, 0x4000
+        SHOW    "task1 nt "
+        jmp     0x40:0
+        SAY     {"back again", 10}
+        mov     eax, cr0
+        and     eax, 8
+        SHOW    "cr0.ts "
+        clts
+        mov     eax, [TSS2 + 0x20]
+        sub     eax, task2
+        SHOW    "task2 saved eip-task2 "
         ; BOUND and INTO
         mov     dword [0x620], 10
         mov     dword [0x624], 20
@@ -317,6 +369,8 @@ gdt_rom:
         dq      0x00CF9F000000FFFF      ; 0x30 conforming code, DPL 0, readable
         dw      0x000F, LDT & 0xFFFF    ; 0x38 LDT, limit 15
         db      (LDT >> 16) & 0xFF, 0x82, 0x00, 0x00
+        dw      0x0067, TSS2 & 0xFFFF   ; 0x40 second TSS32 (available)
+        db      (TSS2 >> 16) & 0xFF, 0x89, 0x00, 0x00
 gdt_end:
 
         times   0xFFF0 - ($ - $$) db 0xF4
