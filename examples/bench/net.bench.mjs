@@ -109,7 +109,7 @@ function blast(path, f, n) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const results = [];
-for (const len of [60, 1514]) {
+for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
   const row = { frameBytes: len, onWireBytes: len + 4, frames: FRAMES };
   const f = {};
   const fps = {};
