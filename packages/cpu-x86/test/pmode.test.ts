@@ -82,6 +82,7 @@ describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, task switches, LAR/LSL
     expect(lines).toContain("link 00000028");
     expect(lines).toContain("tss2 after iret 00008900"); // IRET freed the busy bit
     expect(lines).toContain("cr0.ts 00000008");
+    expect(lines).toContain("DF link 00000028"); // #DF delivered through an IDT task gate
     expect(lines).toContain("EXC 0000000D err=0000001A cpl=00000003"); // INT3 through a DPL-0 gate
     expect(lines.at(-2)).toBe("DONE");
   });

@@ -9,6 +9,7 @@ IDT     equ 0x2000
 TSS     equ 0x3000
 LDT     equ 0x4000
 TSS2    equ 0x3100
+TSS3    equ 0x3200
 RECOVER equ 0x500
 KSTACK  equ 0x20000
 USTACK  equ 0x30000
@@ -332,7 +333,39 @@ pm32:   mov     ax, 0x10
         push    dword 0x1B
         push    dword user2
         retf
-.c2:    SAY     {"DONE", 10}
+.c2:    mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        ; a double fault through a task gate (as Linux/i386 handles #DF): INT 0x77 hits an
+        ; invalid gate (#GP), whose own gate is not present (#NP) -> #DF -> task 0x48
+        mov     edi, TSS3
+        xor     eax, eax
+        mov     ecx, 26
+        rep stosd
+        mov     dword [TSS3 + 0x20], df_task
+        mov     dword [TSS3 + 0x24], 0x2
+        mov     dword [TSS3 + 0x38], 0x2C000
+        mov     word [TSS3 + 0x48], 0x10
+        mov     word [TSS3 + 0x4C], 0x08
+        mov     word [TSS3 + 0x50], 0x10
+        mov     word [TSS3 + 0x54], 0x10
+        mov     dword [IDT + 8*8], 0x00480000           ; task gate -> TSS 0x48
+        mov     dword [IDT + 8*8 + 4], 0x00008500
+        and     byte [IDT + 13*8 + 5], 0x7F             ; #GP gate not present
+        int     0x77
+        SAY     {"not reached", 10}
+        hlt
+
+df_task:
+        pop     eax                     ; the #DF error code, on the new task's stack
+        SHOW    "DF err "
+        movzx   eax, word [TSS3]
+        SHOW    "DF link "
+        pushfd
+        pop     eax
+        and     eax, 0x4000
+        SHOW    "DF nt "
+        SAY     {"DONE", 10}
         mov     al, 0
         out     0xF4, al
         cli
@@ -371,6 +404,8 @@ gdt_rom:
         db      (LDT >> 16) & 0xFF, 0x82, 0x00, 0x00
         dw      0x0067, TSS2 & 0xFFFF   ; 0x40 second TSS32 (available)
         db      (TSS2 >> 16) & 0xFF, 0x89, 0x00, 0x00
+        dw      0x0067, TSS3 & 0xFFFF   ; 0x48 double-fault TSS32
+        db      (TSS3 >> 16) & 0xFF, 0x89, 0x00, 0x00
 gdt_end:
 
         times   0xFFF0 - ($ - $$) db 0xF4
