@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { commandWorks, externalTool } from "@paravirt/test-support";
 import { readPcap } from "@paravirt/net-wire";
-import { parseIpv4Packet, type UdpMeta } from "@paravirt/net-stack";
+import { ICMP_TYPE, inetChecksum, parseArp, parseIpv4, parseIpv4Packet, type UdpMeta } from "@paravirt/net-stack";
 import { bootXen2Net, inGuest, runNetworkWorkload, WIRE_HOST } from "../src/xen2/network.ts";
 
 const tshark = externalTool("tshark", () => commandWorks("tshark", ["--version"]), "apt-get install tshark");
@@ -143,5 +143,31 @@ describe("Xen 2.0 network path: domU netfront -> dom0 netback -> bridge -> e1000
     expect(r.counters.bridge["eth0"]!.txFrames).toBe(r.counters.nic.wireTxFrames);
     expect(lines.some((l) => l.includes("icmp_seq=3"))).toBe(true);
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+  });
+
+  it("a host on the wire resolves and pings a domU: the domU's stack answers through netfront, netback, the bridge and the e1000", async () => {
+    const sys = await bootXen2Net();
+    const u1 = sys.domUs[0]!;
+    const before = sys.host.log.length;
+    sys.host.sendArpRequest(parseIpv4(u1.ip));
+    await sys.run(new Promise<void>((r) => sys.clock.schedule(sys.clock.now() + 1_000_000, r)));
+    const arp = sys.host.log.slice(before).map((f) => parseArp(f)).find((a) => a !== undefined && a.op === 2);
+    expect(arp).toBeDefined();
+    expect(arp!.senderIp.join(".")).toBe(u1.ip);
+    const mac = arp!.senderMac;
+    for (let seq = 1; seq <= 3; seq++) sys.host.sendPing(mac, parseIpv4(u1.ip), 0x4242, seq, Uint8Array.from({ length: 100 * seq }, (_, i) => i & 0xff));
+    await sys.run(new Promise<void>((r) => sys.clock.schedule(sys.clock.now() + 1_000_000, r)));
+    const replies = sys.host.log
+      .slice(before)
+      .map((f) => parseIpv4Packet(f))
+      .filter((p) => p !== undefined && p.proto === 1 && p.payload[0] === ICMP_TYPE.ECHO_REPLY);
+    expect(replies.length).toBe(3);
+    replies.forEach((p, i) => {
+      expect(p!.headerOk).toBe(true);
+      expect(inetChecksum(p!.payload)).toBe(0);
+      expect(p!.src.join(".")).toBe(u1.ip);
+      expect(p!.payload.length).toBe(8 + 100 * (i + 1));
+    });
+    expect(u1.stack.counters.echoReplies).toBe(3);
   });
 });
