@@ -318,6 +318,20 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.intercepted[vector & 0xff] = on ? 1 : 0;
   }
 
+  /**
+   * Makes exception `vector` (0-31) stop `run` with reason "intercept" instead of going through
+   * the IDT: a paravirtual hypervisor handles guest faults itself and bounces them to the
+   * guest's trap table. EIP is left at the faulting instruction (at the next one for traps),
+   * CR2 is set for #PF; {@link lastIntercept} holds the error code.
+   */
+  interceptException(vector: number, on = true): void {
+    this.interceptedExc[vector & 31] = on ? 1 : 0;
+  }
+
+  /** What the last "intercept" exit was: `int n` in the guest, or an intercepted exception. */
+  readonly lastIntercept = { kind: "software" as "software" | "exception", vector: 0, errorCode: -1 };
+  private readonly interceptedExc = new Uint8Array(32);
+
   requestStop(): void {
     this.stopRequested = true;
     if (this.exit === EXIT_NONE) this.exit = EXIT_STOP;
@@ -1429,6 +1443,14 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   private exception(vec: number, err: number): void {
     if (this.lastException < 0) this.lastException = vec;
+    if (vec < 32 && this.interceptedExc[vec] !== 0) {
+      this.exit = EXIT_INTERCEPT;
+      this.exitVector = vec;
+      this.lastIntercept.kind = "exception";
+      this.lastIntercept.vector = vec;
+      this.lastIntercept.errorCode = err;
+      return;
+    }
     for (let depth = 0; depth < 8; depth++) {
       try {
         this.interrupt(vec, false, err, true);
@@ -1461,6 +1483,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     if (this.intercepted[vec] !== 0) {
       this.exit = EXIT_INTERCEPT;
       this.exitVector = vec;
+      this.lastIntercept.kind = "software";
+      this.lastIntercept.vector = vec;
+      this.lastIntercept.errorCode = -1;
       return;
     }
     this.interrupt(vec, true, -1, false);

@@ -222,6 +222,22 @@ describe("the PV GRUB environment: ring 1, PAE, int 0x82", () => {
     expect((before ^ after) & FLAG.ID).toBe(FLAG.ID); // ID toggled
   });
 
+  it("intercepted guest faults stop run with the vector, error code and CR2 (no IDT needed)", () => {
+    const { cpu } = pvGuest([0xc7, 0x05, 0x00, 0x20, 0x01, 0x00, 0x01, 0, 0, 0]); // mov dword [0x12000], 1
+    cpu.interceptException(14);
+    cpu.interceptException(13);
+    const exit = cpu.run(10);
+    expect(exit).toEqual({ reason: "intercept", vector: 14, executed: 1 });
+    expect(cpu.lastIntercept).toEqual({ kind: "exception", vector: 14, errorCode: 3 });
+    expect(cpu.cr2 >>> 0).toBe(0x12000);
+    expect(cpu.eipU).toBe(0x1000); // restartable
+    // int 0x82 still reports a software intercept.
+    cpu.eip = 0x1000;
+    const { cpu: c2 } = pvGuest([0xcd, 0x82]);
+    expect(c2.run(10).reason).toBe("intercept");
+    expect(c2.lastIntercept).toEqual({ kind: "software", vector: 0x82, errorCode: -1 });
+  });
+
   it("a write to a read-only page-table frame at CPL 1 raises #PF(3) through a ring-1 IDT gate", () => {
     const { cpu, mem } = pvGuest([0xc7, 0x05, 0x00, 0x20, 0x01, 0x00, 0x01, 0, 0, 0]); // mov dword [0x12000], 1
     const dv = new DataView(mem.bytes.buffer);
