@@ -341,26 +341,28 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   run(budget: number): VcpuExit {
     this.stopRequested = false;
     this.exit = EXIT_NONE;
-    let n = 0;
-    while (n < budget) {
+    // Progress is counted in this.count (also the TSC), which survives a fault thrown out of loop().
+    const start = this.count;
+    const limit = start + budget;
+    while (this.count < limit) {
       if (this.halted) {
         if ((this.flags & F_IF) !== 0 && this.pic !== undefined && this.pic.hasPending()) {
           this.halted = false;
           this.pollCountdown = 0;
         } else {
-          return { reason: "halt", executed: n };
+          return { reason: "halt", executed: this.count - start };
         }
       }
       try {
-        n = this.loop(n, budget);
+        this.loop(limit);
       } catch (e) {
         if (e !== FAULT) throw e;
-        n++;
-        this.count++;
+        this.count++; // the faulting instruction
         this.handleFault();
       }
       if (this.exit !== EXIT_NONE || this.stopRequested) break;
     }
+    const n = this.count - start;
     const exit = this.exit;
     this.exit = EXIT_NONE;
     if (exit === EXIT_HALT) return { reason: "halt", executed: n };
@@ -370,15 +372,16 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     return { reason: "budget", executed: n };
   }
 
-  private loop(n: number, budget: number): number {
+  private loop(limit: number): void {
     const dispatch = this.dispatch;
     const pic = this.pic;
-    const regs = this.regs;
-    while (n < budget) {
+    let count = this.count;
+    while (count < limit) {
       // TF set, or IF set with a controller due for a poll: the slow path polls and single-steps.
       const f = this.flags;
       if ((f & F_TF) !== 0 || ((f & F_IF) !== 0 && pic !== undefined && --this.pollCountdown <= 0)) {
-        n = this.stepSlow(n);
+        this.stepSlow();
+        count = this.count;
       } else {
         const eip = this.eip;
         this.instrStart = eip;
@@ -393,12 +396,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         }
         this.eip = (e + 1) | 0;
         dispatch[this.fetchArr[this.fetchBase + off]! | (db << 8)]!(this);
-        n++;
-        this.count++;
+        this.count = ++count;
       }
       if (this.exit !== EXIT_NONE) break;
     }
-    return n;
   }
 
   /**
@@ -409,7 +410,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   pollCountdown = 0;
 
   /** One instruction with interrupt polling and the TF single-step trap. */
-  private stepSlow(n: number): number {
+  private stepSlow(): void {
     const pic = this.pic;
     // Poll again right after an interrupt shadow ends; otherwise every POLL_INTERVAL instructions.
     this.pollCountdown = this.intShadow ? 0 : X86Cpu.POLL_INTERVAL;
@@ -429,7 +430,6 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       this.dr[6] |= 0x4000;
       this.interrupt(EXC.DB, false, -1, false);
     }
-    return n + 1;
   }
 
   /** Back to the default decoder state (no prefixes, CS.D sizes). */
@@ -689,6 +689,8 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   /** Maps the code page holding EIP `e`; returns e's offset in the new window. */
   private refillFetch(e: number): number {
+    const csLimit = this.segLimit[1]!;
+    if (e >>> 0 > csLimit) this.fault(EXC.GP, 0); // fetch beyond the CS limit [SDM Vol.3A 5.3]
     const lin = (this.segBase[1]! + e) | 0;
     const phys = this.paging ? this.translate(lin, ACC_X) : lin >>> 0;
     const pageOff = lin & 0xfff;
@@ -703,6 +705,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       }
       if (lo + len > 0x10000) len = 0x10000 - lo;
     }
+    if ((lo >>> 0) + len - 1 > csLimit) len = csLimit - (lo >>> 0) + 1;
     if (page + 4096 <= this.ramSize) {
       this.fetchArr = this.ram;
       this.fetchBase = page + (lo - ((e - pageOff) | 0));

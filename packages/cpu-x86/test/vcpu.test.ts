@@ -99,6 +99,20 @@ describe("run exits", () => {
     expect(c2.run(1000)).toEqual({ reason: "stopped", executed: 1 });
   });
 
+  it("fetching past the CS limit raises #GP", () => {
+    const mem = new FlatMemory(1 << 20);
+    mem.bytes.set([0x90, 0x90, 0x90], 0x10ffe); // nop at the limit, then beyond it
+    const cpu = new X86Cpu({ memory: mem });
+    cpu.setCr0(cpu.cr0 | CR0.PE);
+    cpu.setSegment(SEG.CS, { selector: 8, base: 0x10000, limit: 0xfff, attributes: 0x409b });
+    cpu.setSegment(SEG.SS, { selector: 16, base: 0, limit: 0xffffffff, attributes: 0xc093 });
+    cpu.interceptException(13);
+    cpu.eip = 0xffe;
+    const exit = cpu.run(10);
+    expect(exit).toEqual({ reason: "intercept", vector: 13, executed: 3 });
+    expect(cpu.eipU).toBe(0x1000);
+  });
+
   it("a fault with an unusable IDT escalates to a triple fault", () => {
     const mem = new FlatMemory(1 << 20);
     mem.bytes.set([0x0f, 0x0b], 0x1000); // ud2
