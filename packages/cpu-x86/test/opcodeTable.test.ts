@@ -88,3 +88,37 @@ describe("single instructions", () => {
     expect(r.flags & mask).toBe(wantFlags & mask);
   });
 });
+
+describe("x87 control and status words (no FPU arithmetic)", () => {
+  it("FNINIT, FNSTCW, FLDCW, FNSTSW AX and FNSTSW m16", () => {
+    const mem = new FlatMemory(1 << 20);
+    // fninit; fnstcw [0x2000]; mov word [0x2002], 0x027f; fldcw [0x2002]; fnstcw [0x2004];
+    // fnstsw ax; fnstsw [0x2006]; hlt
+    mem.bytes.set([0xdb, 0xe3, 0xd9, 0x3d, 0x00, 0x20, 0, 0, 0x66, 0xc7, 0x05, 0x02, 0x20, 0, 0, 0x7f, 0x02,
+      0xd9, 0x2d, 0x02, 0x20, 0, 0, 0xd9, 0x3d, 0x04, 0x20, 0, 0, 0xdf, 0xe0, 0xdd, 0x3d, 0x06, 0x20, 0, 0, 0xf4], 0x1000);
+    const cpu = new X86Cpu({ memory: mem });
+    cpu.setCr0(cpu.cr0 | CR0.PE);
+    cpu.setSegment(SEG.CS, { selector: 8, base: 0, limit: 0xffffffff, attributes: 0xc09b });
+    for (const s of [SEG.DS, SEG.ES, SEG.SS]) cpu.setSegment(s, { selector: 16, base: 0, limit: 0xffffffff, attributes: 0xc093 });
+    cpu.fpuSw = 0x1234;
+    cpu.regs[0] = 0xffffffff;
+    cpu.eip = 0x1000;
+    expect(cpu.run(20).reason).toBe("halt");
+    const dv = new DataView(mem.bytes.buffer);
+    expect(dv.getUint16(0x2000, true)).toBe(0x037f); // FNINIT's control word [SDM Vol.1 8.1.5]
+    expect(dv.getUint16(0x2004, true)).toBe(0x027f);
+    expect(cpu.regs[0]! >>> 0).toBe(0xffff0000); // FNSTSW AX after FNINIT: status 0
+    expect(dv.getUint16(0x2006, true)).toBe(0);
+  });
+
+  it("escapes raise #NM when CR0.EM is set", () => {
+    const mem = new FlatMemory(1 << 20);
+    mem.bytes.set([0xdb, 0xe3, 0xf4], 0x1000);
+    const cpu = new X86Cpu({ memory: mem });
+    cpu.setCr0(cpu.cr0 | CR0.PE | CR0.EM);
+    cpu.setSegment(SEG.CS, { selector: 8, base: 0, limit: 0xffffffff, attributes: 0xc09b });
+    cpu.interceptException(7);
+    cpu.eip = 0x1000;
+    expect(cpu.run(5)).toEqual({ reason: "intercept", vector: 7, executed: 1 });
+  });
+});
