@@ -12,7 +12,7 @@ program
 
 program
   .command("demo")
-  .description("boot dom0 (ATA driver, blkback, xenstored) and a domU (blkfront), run a disk workload in the domU, and explain what happened")
+  .description("boot dom0 (ATA and e1000 drivers, blkback, netback, bridge, xenstored) and two domUs, run disk and network workloads in them, and explain what happened")
   .option("--disk <file>", "raw disk image to use (created at --size when missing); default: a fresh one in a temporary folder")
   .option("--size <MiB>", "size of a new image", (v) => {
     try {
@@ -21,9 +21,15 @@ program
       throw new InvalidArgumentError((e as Error).message.replace(/^--size /, ""));
     }
   }, 64)
-  .option("--json", "print one JSON object (writes, throughput, counters) instead of the narrative")
-  .action(async (opts: { disk?: string; size: number; json?: boolean }) => {
-    await runDemo({ ...(opts.disk !== undefined ? { disk: opts.disk } : {}), sizeMiB: opts.size, json: opts.json === true });
+  .option("--pcap <file>", "capture the e1000's wire to a pcap file (tshark -r reads it)")
+  .option("--json", "print one JSON object (writes, throughput, ping/UDP results, counters) instead of the narrative")
+  .action(async (opts: { disk?: string; size: number; json?: boolean; pcap?: string }) => {
+    await runDemo({
+      ...(opts.disk !== undefined ? { disk: opts.disk } : {}),
+      ...(opts.pcap !== undefined ? { pcap: opts.pcap } : {}),
+      sizeMiB: opts.size,
+      json: opts.json === true,
+    });
   });
 
 try {

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DiskImageError, RawImageFile } from "@paravirt/disk-image";
-import { bootXen2, XVDA } from "./xen2/system.ts";
+import { XVDA } from "./xen2/system.ts";
+import { bootDemoSystem } from "./xen2/demoSystem.ts";
+import { runNetworkWorkload, WIRE_HOST, type NetWorkloadResult } from "./xen2/network.ts";
 import { createHash } from "node:crypto";
 import { measureThroughput, runDiskWorkload, scratchPattern, type ThroughputResult, type WrittenRegion } from "./workload.ts";
 
@@ -15,6 +17,8 @@ export interface DemoOptions {
   disk?: string;
   sizeMiB: number;
   json: boolean;
+  /** Capture the e1000's wire to this pcap file. */
+  pcap?: string;
   /** Where narrative lines go (default stdout). */
   out?: (line: string) => void;
 }
@@ -26,6 +30,13 @@ export interface DemoReport {
   verified: boolean;
   throughput: ThroughputResult[];
   counters: Record<string, number>;
+  network: {
+    pings: NetWorkloadResult["pings"];
+    domUToDomU: NetWorkloadResult["domUToDomU"];
+    toWire: NetWorkloadResult["toWire"];
+    counters: NetWorkloadResult["counters"];
+    pcap?: string;
+  };
   virtualTimeNs: number;
   wallSeconds: number;
   peakRssBytes: number;
@@ -74,26 +85,31 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   say(`paravirt demo: the Xen 2.0 I/O architecture on emulated hardware`);
   say(`disk image: ${img.path} (${(img.image.info.sectors * 512) / 2 ** 20} MiB${img.created ? ", new" : ""})`);
   say("");
-  say("Booting: hypervisor-core on a PC board with a PIIX IDE controller (hw-ide) whose disk is the image.");
-  say("dom0 is privileged and owns the controller; domU1 has no hardware and reaches the disk through dom0.");
+  say("Booting: hypervisor-core on a PC board with a PIIX IDE controller (hw-ide) whose disk is the image,");
+  say(`and an Intel 82540EM (hw-e1000) whose wire leads to a simulated host at ${WIRE_HOST.ip}.`);
+  say("dom0 is privileged and owns both controllers (vanilla ATA and e1000 drivers, blkback, netback, a bridge,");
+  say("xenstored); domU1 and domU2 have no hardware and reach the disk and the wire through dom0.");
   say("");
+  const pcap = o.pcap === undefined ? undefined : resolve(o.pcap);
   try {
-    const sys = await bootXen2({
+    const sys = await bootDemoSystem({
       disk: img.image,
+      ...(pcap !== undefined ? { pcap } : {}),
       narrate: (t, who, line) => say(`${fmtTime(t)} ${who.padEnd(15)} ${line}`),
     });
     const hv = sys.hv;
+    const xvda = sys.xvda;
     say("");
     say(`domU1 writes known patterns at several offsets of xvda, flushes, reads them back:`);
     const result = await sys.run(
-      runDiskWorkload(sys.domU.xvda, { phase: (p) => say(`${fmtTime(hv.clock.now())} domU1           workload: ${p}`) }),
+      runDiskWorkload(xvda, { phase: (p) => say(`${fmtTime(hv.clock.now())} domU1           workload: ${p}`) }),
     );
     for (const w of result.writes) say(`  wrote ${String(w.length).padStart(7)} bytes at byte ${String(w.offset).padStart(10)}  sha256 ${w.sha256.slice(0, 16)}…`);
     say(`  read back and verified: ${result.verified ? "all regions match" : "MISMATCH"}`);
     say("");
     // A scratch area for the throughput runs, clear of the workload's regions: from 2 MiB up to
     // at most 16 MiB, below the workload's region at a third of the disk.
-    const sectors = sys.domU.xvda.info.sectors;
+    const sectors = xvda.info.sectors;
     const scratchStart = 4096;
     const scratchSectors = Math.min(32768, Math.floor(sectors / 3) - scratchStart) & ~127;
     const throughput: ThroughputResult[] = [];
@@ -107,7 +123,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       ["write", "random", 4096, 1024],
       ["read", "random", 4096, 1024],
       ] as const) {
-        const r = await sys.run(measureThroughput(sys.domU.xvda, op, pat, bs, n, 8, scratchStart, scratch));
+        const r = await sys.run(measureThroughput(xvda, op, pat, bs, n, 8, scratchStart, scratch, hv.clock));
         throughput.push(r);
         say(`  ${`${pat} ${op}`.padEnd(17)} ${String(bs / 1024).padStart(3)} KiB x ${String(n).padStart(4)}: ${r.mibPerSecond.toFixed(1).padStart(7)} MiB/s ${Math.round(r.iops).toString().padStart(7)} IOPS`);
       }
@@ -115,10 +131,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       // 256 of them); the random writes rewrote parts of it with the same bytes.
       writes.push({ offset: scratchStart * 512, length: scratch.length, sha256: createHash("sha256").update(scratch).digest("hex") });
     }
-    await sys.run(sys.domU.xvda.flush());
-    const bb = sys.dom0.blkback.stats;
-    const bf = sys.domU.xvda.stats;
-    const ch = sys.dom0.disk.channel.stats;
+    await sys.run(xvda.flush());
+    say("");
+    say(`The network path: domU1 pings ${WIRE_HOST.ip} on the e1000's wire; domU1 and domU2 exchange UDP over dom0's bridge;`);
+    say(`domU2 sends UDP to the host's echo port through the e1000:`);
+    const net = await runNetworkWorkload(sys);
+    sys.close();
+    const bb = sys.blkback.stats;
+    const bf = xvda.stats;
+    const ch = sys.hda.channel.stats;
     const counters = {
       ringRequests: bf.requests,
       ringResponses: bf.responses,
@@ -134,12 +155,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       image: { path: img.path, bytes: img.image.info.sectors * 512, created: img.created, temporary: img.temporary },
       system: {
         hypervisor: "@paravirt/hypervisor-core (Xen 2.0 ABI)",
-        domains: hv.list().map((d) => ({ domid: d.domid, name: d.name, role: d.privileged ? "privileged: ATA driver, blkback, xenstored" : `unprivileged: blkfront (xvda = vbd ${XVDA})` })),
+        domains: hv.list().map((d) => ({
+          domid: d.domid,
+          name: d.name,
+          role: d.privileged
+            ? "privileged: ATA and e1000 drivers, blkback, netback, bridge, xenstored"
+            : d.name === "domU1"
+              ? `unprivileged: blkfront (xvda = vbd ${XVDA}), netfront (eth0)`
+              : "unprivileged: netfront (eth0)",
+        })),
       },
       writes,
-      verified: result.verified,
+      verified: result.verified && net.domUToDomU.intact && net.toWire.intact,
       throughput,
       counters,
+      network: { pings: net.pings, domUToDomU: net.domUToDomU, toWire: net.toWire, counters: net.counters, ...(pcap !== undefined ? { pcap } : {}) },
       virtualTimeNs: hv.clock.now(),
       wallSeconds: (performance.now() - t0) / 1000,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -149,6 +179,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     say("Summary");
     say(`  requests on the blkif ring: ${bf.requests} (blkback answered ${bb.requests}; ${bb.zeroCopyCalls} disk calls straight into granted pages, ${bb.bounced} bounced)`);
     say(`  ATA commands issued by dom0's driver: ${ch.commands}, IRQ 14 interrupts taken as pirq events: ${ch.interrupts}, DMA into mapped grants: ${ch.zeroCopy}`);
+    const rtts = net.pings.map((p) => p.rttNs / 1000);
+    say(`  ping ${WIRE_HOST.ip}: ${net.pings.length} sent, ${net.pings.length} received, rtt min/avg/max ${Math.min(...rtts).toFixed(1)}/${(rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(1)}/${Math.max(...rtts).toFixed(1)} µs (virtual)`);
+    say(`  UDP domU1 -> domU2 over xenbr0: ${net.domUToDomU.sent} sent, ${net.domUToDomU.echoed} echoed back ${net.domUToDomU.intact ? "intact" : "CORRUPTED"}, ${net.domUToDomU.nicTxFrames} frame(s) reached the e1000`);
+    say(`  UDP domU2 -> ${WIRE_HOST.ip}:7 through the e1000: ${net.toWire.sent} sent, ${net.toWire.echoed} echoed ${net.toWire.intact ? "intact" : "CORRUPTED"}; wire frames tx ${net.counters.nic.wireTxFrames} rx ${net.counters.nic.wireRxFrames}`);
+    if (pcap !== undefined) say(`  wire captured to ${pcap} (tshark -r ${pcap})`);
     say(`  virtual time: ${(report.virtualTimeNs / 1e9).toFixed(3)} s   wall time: ${report.wallSeconds.toFixed(2)} s   peak memory (RSS): ${(report.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
     if (!img.temporary) say(`  check from outside: dd if=${img.path} bs=1 skip=${result.writes[0]!.offset} count=${result.writes[0]!.length} | sha256sum`);
     if (o.json) print(JSON.stringify(report, null, 2));

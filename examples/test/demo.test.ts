@@ -4,7 +4,10 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { commandWorks, externalTool } from "@paravirt/test-support";
 import { runDemo } from "../src/demo.ts";
+
+const tshark = externalTool("tshark", () => commandWorks("tshark", ["-v"]), "apt-get install tshark");
 
 const root = join(import.meta.dirname, "..");
 const cli = join(root, "dist", "cli.js");
@@ -30,6 +33,12 @@ describe("paravirt demo (runDemo)", () => {
       "sequential write 65536", "sequential read 65536", "random write 4096", "random read 4096",
     ]);
     expect(report.counters["ataInterrupts"]).toBeGreaterThan(0);
+    // The network path: pings answered, UDP over the bridge intact and kept off the NIC.
+    expect(report.network.pings.length).toBe(4);
+    for (const p of report.network.pings) expect(p.rttNs).toBeGreaterThan(0);
+    expect(report.network.domUToDomU).toMatchObject({ sent: 100, echoed: 100, intact: true });
+    expect(report.network.domUToDomU.nicTxFrames).toBeLessThanOrEqual(1);
+    expect(report.network.toWire).toMatchObject({ sent: 20, echoed: 20, intact: true });
   });
 
   it("narrates which domain does what", async () => {
@@ -41,6 +50,8 @@ describe("paravirt demo (runDemo)", () => {
     expect(text).toMatch(/blkback .*state Connected/);
     expect(text).toMatch(/read back and verified: all regions match/);
     expect(text).toMatch(/peak memory/);
+    expect(text).toMatch(/64 bytes from 10\.0\.0\.254: icmp_seq=1/);
+    expect(text).toMatch(/UDP domU1 -> domU2 over xenbr0: 100 sent, 100 echoed back intact/);
   });
 });
 
@@ -77,6 +88,23 @@ describe("the paravirt command", () => {
     const r2 = run("demo", "--disk", dir);
     expect(r2.status).toBe(1);
     expect(r2.stderr.trim().split("\n").length).toBe(1);
+  });
+
+  it.skipIf(tshark.skip)("captures the e1000's wire with --pcap, and tshark decodes every frame with good checksums", () => {
+    tshark.check();
+    const dir = mkdtempSync(join(tmpdir(), "demo-pcap-"));
+    const pcap = join(dir, "wire.pcap");
+    const r = run("demo", "--size", "16", "--pcap", pcap);
+    expect(r.status).toBe(0);
+    const out = spawnSync("tshark", ["-r", pcap, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-T", "fields", "-e", "frame.protocols", "-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "icmp.checksum.status"], { encoding: "utf8" });
+    expect(out.status).toBe(0);
+    const rows = out.stdout.trim().split("\n");
+    expect(rows.length).toBeGreaterThan(20);
+    expect(rows.some((l) => l.includes("icmp"))).toBe(true);
+    expect(rows.some((l) => l.includes("udp"))).toBe(true);
+    // tshark checksum status: 1 = good, 0 = bad, 2 = unverified; every checksum must verify.
+    for (const l of rows) expect(l.split("\t").slice(1).every((f) => f === "" || f === "1")).toBe(true);
+    expect(rows.filter((l) => l.split("\t").slice(1).includes("1")).length).toBeGreaterThan(20);
   });
 
   it("creates a missing image at the default size and prints JSON", () => {
