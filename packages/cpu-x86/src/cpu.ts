@@ -1559,8 +1559,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const oldEip = this.eip;
     const oldSs = this.segSel[S_SS]!;
     const oldEsp = this.regs[4]!;
+    const fromV86 = (flags & F_VM) !== 0;
+    if (fromV86 && (conforming || ddpl !== 0)) this.fault(EXC.GP, (sel & ~3) + extErr);
     if (!conforming && ddpl < this.cpl) {
-      // Inner privilege: stack from the TSS. [SDM Vol.3A 6.12.1]
+      // Inner privilege: stack from the TSS. [SDM Vol.3A 6.12.1]; from virtual-8086 mode the
+      // data segment selectors go on the stack too and are then nulled [SDM Vol.3A 20.3.1.1].
       const newCpl = ddpl;
       const { ss, esp } = this.tssStack(newCpl, extErr);
       this.readDescriptor(ss, extErr);
@@ -1574,12 +1577,20 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       let sp = esp;
       const mask = ssB !== 0 ? -1 : 0xffff;
       const n = gate32 ? 4 : 2;
-      const words = [oldSs, oldEsp, flags, oldCs, oldEip];
+      const words = fromV86 ? [this.segSel[S_GS]!, this.segSel[S_FS]!, this.segSel[S_DS]!, this.segSel[S_ES]!, oldSs, oldEsp, flags, oldCs, oldEip] : [oldSs, oldEsp, flags, oldCs, oldEip];
       if (err >= 0) words.push(err);
       for (const w of words) {
         sp = (sp - n) & mask;
         if (gate32) this.writeSys32(ssBase + sp, w);
         else this.writeSys16(ssBase + sp, w);
+      }
+      if (fromV86) {
+        this.flags &= ~F_VM; // leave v86 before the protected-mode segment loads
+        for (const sg of [S_GS, S_FS, S_DS, S_ES]) {
+          this.segSel[sg] = 0;
+          this.segBad[sg] = 1;
+          this.segSlow[sg] = 1;
+        }
       }
       this.setSegFromDesc(S_SS, (ss & ~3) | newCpl, sLo, sHi);
       this.setCpl(newCpl);
@@ -1606,6 +1617,27 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.flags = nf;
     this.lazy = 0;
     this.halted = false;
+  }
+
+  /**
+   * IRET from CPL 0 with EFLAGS.VM set in the image: pops EIP, CS, EFLAGS, ESP, SS, ES, DS, FS,
+   * GS and continues in virtual-8086 mode at CPL 3. [SDM Vol.2 IRET "RETURN-TO-VIRTUAL-8086-MODE"]
+   */
+  private enterV86(fl: number): void {
+    const w: number[] = [];
+    for (let i = 0; i < 9; i++) w.push(this.peek32(i * 4));
+    this.flags = ((fl & 0x3f7fd5) | F_ONE | F_VM) & ~0x8028;
+    this.lazy = 0;
+    this.pollCountdown = 0;
+    this.setCpl(3);
+    const segs = [-1, S_CS, -1, -1, S_SS, S_ES, S_DS, S_FS, S_GS];
+    for (let i = 1; i < 9; i++) {
+      const sg = segs[i]!;
+      if (sg >= 0) this.setSegRaw(sg, w[i]! & 0xffff, (w[i]! & 0xffff) << 4, 0xffff, sg === S_CS ? 0xfb : 0xf3);
+    }
+    this.regs[4] = w[3]!;
+    this.eip = w[0]! & 0xffff;
+    this.fetchLen = 0;
   }
 
   /** SS:ESP for privilege level `pl` from the current TSS. [SDM Vol.3A 7.2.1 Figure 7-2] */
@@ -1963,7 +1995,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   farReturn(iret: boolean, imm: number): void {
     const os32 = this.os32;
     const n = os32 !== 0 ? 4 : 2;
-    if (!this.protectedMode) {
+    // In virtual-8086 mode IRET is IOPL-sensitive; RETF and IRET then work as in real mode but
+    // cannot change IOPL or VM. [SDM Vol.3A 20.2.7, Vol.2 IRET]
+    if (this.v86 && iret && ((this.flags >> 12) & 3) < 3) this.fault(EXC.GP, 0);
+    if (!this.protectedMode || this.v86) {
       const ip = os32 !== 0 ? this.peek32(0) : this.peek16(0);
       const cs = os32 !== 0 ? this.peek32(4) & 0xffff : this.peek16(2);
       let fl = 0;
@@ -1973,7 +2008,11 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       this.sp = (sp + n * (iret ? 3 : 2) + imm) & mask;
       this.loadSegReal(S_CS, cs);
       this.eip = os32 !== 0 ? ip : ip & 0xffff;
-      if (iret) this.writeFlags(fl, os32 !== 0 ? 0x3f7fd5 & ~(F_VM | F_VIF | F_VIP) : 0x7fd5);
+      if (iret) {
+        let mask = os32 !== 0 ? 0x3f7fd5 & ~(F_VM | F_VIF | F_VIP) : 0x7fd5;
+        if (this.v86) mask &= ~F_IOPL;
+        this.writeFlags(fl, mask);
+      }
       return;
     }
     if (iret && (this.flags & F_NT) !== 0) {
@@ -1985,7 +2024,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const cs = (os32 !== 0 ? this.peek32(n) : this.peek16(n)) & 0xffff;
     let fl = 0;
     if (iret) fl = os32 !== 0 ? this.peek32(8) : this.peek16(4);
-    if (iret && (fl & F_VM) !== 0 && this.cpl === 0) this.fault(EXC.GP, 0); // v86 not modelled
+    if (iret && (fl & F_VM) !== 0 && this.cpl === 0 && os32 !== 0) {
+      this.enterV86(fl);
+      return;
+    }
     if ((cs & ~3) === 0) this.fault(EXC.GP, 0);
     this.readDescriptor(cs);
     const lo = this.dLo;

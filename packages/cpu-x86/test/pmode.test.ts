@@ -67,7 +67,7 @@ describe.skipIf(nasm.skip)("pmode.asm: protected mode, paging, rings", () => {
   });
 });
 
-describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, task switches, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3", () => {
+describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, task switches, virtual-8086 mode, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3", () => {
   const rom = nasm.available ? assemble("system") : "";
 
   it("runs to HLT", () => {
@@ -83,6 +83,9 @@ describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, task switches, LAR/LSL
     expect(lines).toContain("tss2 after iret 00008900"); // IRET freed the busy bit
     expect(lines).toContain("cr0.ts 00000008");
     expect(lines).toContain("DF link 00000028"); // #DF delivered through an IDT task gate
+    expect(lines).toContain("v86 eflags 00023202"); // INT from virtual-8086 mode: VM in the pushed EFLAGS
+    expect(lines).toContain("v86 gs 00002100"); // v86 data segments saved on the ring-0 stack
+    expect(lines).toContain("v86 int ds 00000000"); // and nulled
     expect(lines).toContain("EXC 0000000D err=0000001A cpl=00000003"); // INT3 through a DPL-0 gate
     expect(lines.at(-2)).toBe("DONE");
   });

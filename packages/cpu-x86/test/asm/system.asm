@@ -1,5 +1,6 @@
 ; System instructions and descriptor rules, compared with QEMU like pmode.asm: SGDT/SIDT/SMSW,
-; SLDT/STR, LLDT and an LDT segment, hardware task switches (CALL/IRET/JMP), LAR/LSL/VERR/VERW, ARPL, conforming code,
+; SLDT/STR, LLDT and an LDT segment, hardware task switches (CALL/IRET/JMP, #DF task gate),
+; virtual-8086 mode (IRETD in, INT out, IRETD back), LAR/LSL/VERR/VERW, ARPL, conforming code,
 ; BOUND and INTO, IRET back to ring 3 and a RETF to an outer ring, CPUID-free.
         cpu     686
         org     0xF0000
@@ -141,6 +142,41 @@ exc_common:
         shr     eax, 16
         mov     word [IDT + %1*8 + 6], ax
 %endmacro
+
+v86int: mov     ax, ds
+        movzx   eax, ax
+        mov     [ss:0x640], eax         ; DS as the handler finds it: null, unusable until reloaded
+        mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        mov     [0x644], ebx
+        mov     [0x648], ecx
+        mov     [0x64C], edx
+        mov     eax, [0x640]
+        SHOW    "v86 int ds "
+        mov     eax, [esp]
+        SHOW    "v86 eip "
+        mov     eax, [esp + 4]
+        SHOW    "v86 cs "
+        mov     eax, [esp + 8]
+        SHOW    "v86 eflags "
+        mov     eax, [esp + 12]
+        SHOW    "v86 esp "
+        mov     eax, [esp + 16]
+        SHOW    "v86 ss "
+        mov     eax, [esp + 20]
+        SHOW    "v86 es "
+        mov     eax, [esp + 24]
+        SHOW    "v86 ds "
+        mov     eax, [esp + 32]
+        SHOW    "v86 gs "
+        mov     eax, [0x644]
+        SHOW    "v86 bx "
+        mov     eax, [0x648]
+        SHOW    "v86 cx "
+        mov     eax, [0x64C]
+        SHOW    "v86 dx "
+        iretd
 
 task2:  pushfd
         pop     eax
@@ -336,6 +372,25 @@ pm32:   mov     ax, 0x10
 .c2:    mov     ax, 0x10
         mov     ds, ax
         mov     es, ax
+        ; virtual-8086 mode: IRETD with VM=1 from ring 0, INT 0x30 back to ring 0 through a DPL-3
+        ; gate (segment registers on the ring-0 stack), IRETD back into v86, then HLT -> #GP
+        SETGATE 0x30, v86int, 0xEE
+        mov     dword [RECOVER], .v1
+        push    dword 0x2100            ; GS
+        push    dword 0x2200            ; FS
+        push    dword 0x2300            ; DS
+        push    dword 0x2400            ; ES
+        push    dword 0x2000            ; SS
+        push    dword 0x0FF0            ; ESP
+        push    dword 0x23202           ; EFLAGS: VM, IOPL 3, IF
+        push    dword 0xF000            ; CS
+        push    dword v86code - 0xF0000 ; EIP
+        iretd
+.v1:    mov     ax, 0x10
+        mov     ds, ax
+        mov     es, ax
+        mov     fs, ax
+        mov     gs, ax
         ; a double fault through a task gate (as Linux/i386 handles #DF): INT 0x77 hits an
         ; invalid gate (#GP), whose own gate is not present (#NP) -> #DF -> task 0x48
         mov     edi, TSS3
@@ -389,6 +444,17 @@ user2:  mov     eax, cs
         SHOW    "ds "
         int3                            ; vector 3 gate has DPL 0: #GP(3*8+2)
         jmp     $
+
+        bits    16
+v86code:
+        mov     bx, ds
+        push    word 0x5678
+        pop     cx
+        pushf
+        pop     dx
+        int     0x30
+        hlt                             ; privileged: #GP from virtual-8086 mode
+        bits    32
 
         align   8
 gdt_rom:
