@@ -2266,7 +2266,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.msrs.clear();
     for (const [k, lo, hi] of s.msrs) this.msrs.set(k, [lo | 0, hi | 0]);
     this.count = s.instructionsRetired;
-    this.cpl = this.protectedMode ? this.segSel[S_CS]! & 3 : 0;
+    this.cpl = !this.protectedMode ? 0 : this.v86 ? 3 : this.segSel[S_CS]! & 3;
     this.pagingChanged();
   }
 }
