@@ -10,6 +10,7 @@ import type { GuestMemory, InterruptController, Snapshottable, Vcpu, VcpuExit } 
 import { CR0, CR4, EFER, EXC, MSR, PFEC, PTE, SYS_DESC } from "./registers.ts";
 import { buildDispatch, LOCKABLE, type Handler } from "./opcodeTable.ts";
 import { descBase, descLimit } from "./descriptor.ts";
+import { X86CpuError } from "./errors.ts";
 
 // Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
 // object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
@@ -2234,7 +2235,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   restoreState(s: X86CpuState): void {
     if (s === null || typeof s !== "object" || s.version !== 1 || s.regs?.length !== 8 || s.segs?.length !== 6 || s.cr?.length !== 5) {
-      throw new TypeError("X86Cpu.restoreState: malformed state");
+      throw new X86CpuError("malformed-state", "X86Cpu.restoreState: malformed state");
     }
     for (let i = 0; i < 8; i++) this.regs[i] = s.regs[i]!;
     this.cr0 = s.cr[0]! | 0;

@@ -8,3 +8,4 @@ export { REG, SEG, FLAG, CR0, CR4, EXC, PTE, PFEC, MSR, EFER, SYS_DESC, ARITH_FL
 export { descBase, descLimit } from "./descriptor.ts";
 export { Machine, RomRamMemory, isElf32, type MachineOptions, type RunResult } from "./machine.ts";
 export { main as x86run, type CliStreams } from "./cli.ts";
+export { X86CpuError, type X86CpuErrorKind } from "./errors.ts";

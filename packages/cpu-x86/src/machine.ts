@@ -9,6 +9,7 @@
 import { GuestMemoryError, IoBus, type GuestMemory, type VcpuExit } from "@paravirt/vm-interfaces";
 import { X86Cpu } from "./cpu.ts";
 import { SEG } from "./registers.ts";
+import { X86CpuError } from "./errors.ts";
 
 /** RAM at [0, ramSize) plus a read-only ROM ending at 4 GiB. */
 export class RomRamMemory implements GuestMemory {
@@ -136,7 +137,7 @@ export class Machine {
    */
   loadMultiboot(elf: Uint8Array): void {
     const dv = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
-    if (!isElf32(elf)) throw new Error("not an ELF32 little-endian image");
+    if (!isElf32(elf)) throw new X86CpuError("bad-image", "not an ELF32 little-endian image");
     const entry = dv.getUint32(24, true);
     const phoff = dv.getUint32(28, true);
     const phentsize = dv.getUint16(42, true);
@@ -148,7 +149,7 @@ export class Machine {
       const paddr = dv.getUint32(p + 12, true);
       const filesz = dv.getUint32(p + 16, true);
       const memsz = dv.getUint32(p + 20, true);
-      if (paddr + memsz > this.memory.ram.length) throw new Error(`segment at 0x${paddr.toString(16)} does not fit in RAM`);
+      if (paddr + memsz > this.memory.ram.length) throw new X86CpuError("bad-image", `segment at 0x${paddr.toString(16)} does not fit in RAM`);
       this.memory.ram.set(elf.subarray(off, off + filesz), paddr);
       this.memory.ram.fill(0, paddr + filesz, paddr + memsz);
     }

@@ -6,7 +6,7 @@
 import { FlatMemory } from "@paravirt/vm-interfaces/testing";
 import type { InterruptController } from "@paravirt/vm-interfaces";
 import { describe, expect, it } from "vitest";
-import { CR0, CR4, FLAG, SEG, X86Cpu } from "../src/index.ts";
+import { CR0, CR4, FLAG, SEG, X86Cpu, X86CpuError } from "../src/index.ts";
 
 /** A controller with one pending vector at a time. */
 class OneShotPic implements InterruptController {
@@ -169,7 +169,7 @@ describe("state save and restore", () => {
     expect(eb).toEqual(ea);
     expect(b.cpu.saveState()).toEqual(a.cpu.saveState());
     expect(a.cpu.regs[0]).toBe((10000 * 10001) / 2);
-    expect(() => b.cpu.restoreState({ version: 2 } as never)).toThrow(TypeError);
+    expect(() => b.cpu.restoreState({ version: 2 } as never)).toThrow(X86CpuError);
   });
 });
 
