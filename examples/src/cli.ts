@@ -2,6 +2,7 @@
 /** The `paravirt` command. */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { DemoError, parseSize, runDemo } from "./demo.ts";
+import { runPvGrubCommand } from "./pvgrub/command.ts";
 
 const program = new Command();
 program
@@ -30,6 +31,30 @@ program
       sizeMiB: opts.size,
       json: opts.json === true,
     });
+  });
+
+program
+  .command("pvgrub")
+  .description("boot Debian's unmodified 32-bit PV GRUB as a domU on cpu-x86 (its disk through dom0's blkback) and print its console")
+  .option("--grub <file>", "grub-i386-xen.bin (default: from Debian's grub-xen-host, fetched with apt-get download)")
+  .option("--cfg <file>", "grub.cfg for the boot disk (default: echo a marker and halt)")
+  .option("--interactive", "no grub.cfg: GRUB's prompt on this terminal (Ctrl-] leaves)")
+  .option("--memory <MiB>", "domU memory", (v) => {
+    if (!/^\d+$/.test(v) || Number(v) < 8 || Number(v) > 1024) throw new InvalidArgumentError("must be a whole number of MiB between 8 and 1024");
+    return Number(v);
+  }, 64)
+  .option("--verbose", "narrate the machine (hypercalls, xenstore, blkback) on stderr")
+  .action(async (opts: { grub?: string; cfg?: string; interactive?: boolean; memory: number; verbose?: boolean }) => {
+    const code = await runPvGrubCommand({
+      ...(opts.grub !== undefined ? { grub: opts.grub } : {}),
+      ...(opts.cfg !== undefined ? { cfg: opts.cfg } : {}),
+      interactive: opts.interactive === true,
+      memoryMiB: opts.memory,
+      verbose: opts.verbose === true,
+      write: (t) => process.stdout.write(t),
+      error: (t) => process.stderr.write(`${t}\n`),
+    });
+    process.exitCode = code;
   });
 
 try {

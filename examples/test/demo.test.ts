@@ -107,6 +107,16 @@ describe("the paravirt command", () => {
     expect(rows.filter((l) => l.split("\t").slice(1).includes("1")).length).toBeGreaterThan(20);
   });
 
+  const debian = externalTool("apt-get download", () => commandWorks("apt-get", ["--version"]) && commandWorks("dpkg-deb", ["--version"]) && commandWorks("mke2fs", ["-V"]), "apt-get install e2fsprogs (Debian)");
+  it.skipIf(debian.skip)("pvgrub prints PV GRUB's console (read from its io/console.h ring) and exits 0 on its poweroff", () => {
+    debian.check();
+    const r = run("pvgrub");
+    expect(r.stdout).toMatch(/Welcome to GRUB!/);
+    expect(r.stdout).toMatch(/PVGRUB-MARKER-OK/);
+    expect(r.stderr).toMatch(/shut down \(reason 0\)/);
+    expect(r.status).toBe(0);
+  });
+
   it("creates a missing image at the default size and prints JSON", () => {
     const dir = mkdtempSync(join(tmpdir(), "demo-json-"));
     const path = join(dir, "new.img");
