@@ -1106,7 +1106,15 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     // Fast path: usable segment within its limit, paging off, aligned RAM.
     if (this.segSlow[seg] === 0 && (off >>> 0) + 3 <= this.segLimit[seg]!) {
       const lin = (this.segBase[seg]! + off) | 0;
-      if (!this.paging && (lin & 3) === this.align && lin >>> 0 < this.ramSize) return this.ram32[lin >>> 2]!;
+      let p = lin >>> 0;
+      if (this.paging) {
+        // TLB hit inline; misses and page-crossing accesses take readLin32.
+        const e = this.tlb[p >>> 12]!;
+        const need = this.need[ACC_R]!;
+        if ((e & need) !== need) return this.readLin32(lin);
+        p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+      }
+      if ((p & 3) === this.align && p < this.ramSize) return this.ram32[p >>> 2]!;
       return this.readLin32(lin);
     }
     return this.readLin32(this.segAddr(seg, off, 4));
@@ -1120,8 +1128,18 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   write32(seg: number, off: number, v: number): void {
     if ((this.segSlow[seg]! | this.segRO[seg]!) === 0 && (off >>> 0) + 3 <= this.segLimit[seg]!) {
       const lin = (this.segBase[seg]! + off) | 0;
-      if (!this.paging && (lin & 3) === this.align && lin >>> 0 < this.ramSize) {
-        this.ram32[lin >>> 2] = v;
+      let p = lin >>> 0;
+      if (this.paging) {
+        const e = this.tlb[p >>> 12]!;
+        const need = this.need[ACC_W]!;
+        if ((e & need) !== need) {
+          this.writeLin32(lin, v);
+          return;
+        }
+        p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+      }
+      if ((p & 3) === this.align && p < this.ramSize) {
+        this.ram32[p >>> 2] = v;
         return;
       }
       this.writeLin32(lin, v);
