@@ -2,7 +2,7 @@
  * `paravirt demo`: the product's front door. Builds the Xen 2.0 system on a raw disk image,
  * runs a workload in the domU, and tells a newcomer what happened where.
  */
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DiskImageError, RawImageFile } from "@paravirt/disk-image";
@@ -198,11 +198,4 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 export function parseSize(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 4 || Number(v) > 65536) throw new DemoError(`--size must be a whole number of MiB between 4 and 65536, not ${JSON.stringify(v)}`);
   return Number(v);
-}
-
-export function imageLooksUsable(path: string): string | undefined {
-  if (!existsSync(path)) return undefined;
-  const st = statSync(path);
-  if (!st.isFile()) return `${path} is not a regular file`;
-  return undefined;
 }
