@@ -116,8 +116,9 @@ export class Netback {
     const p = this.backendPath;
     this.frontendPath = (await xsReadOptional(xs, `${p}/frontend`)) ?? `/local/domain/${this.frontendDomid}/device/vif/${this.handle}`;
     await xs.write(`${p}/feature-sg`, "1");
-    await xs.write(`${p}/feature-gso-tcpv4`, "1");
-    await xs.write(`${p}/feature-gso-tcpv6`, "1");
+    // No GSO: nothing behind the vif (bridge, e1000 driver) segments large packets yet.
+    await xs.write(`${p}/feature-gso-tcpv4`, "0");
+    await xs.write(`${p}/feature-gso-tcpv6`, "0");
     await xs.write(`${p}/feature-rx-copy`, "1");
     await xs.write(`${p}/feature-rx-flip`, "0");
     await xs.write(`${p}/feature-split-event-channels`, "1");
