@@ -13,6 +13,10 @@ import {
 export const BLKBACK_DEFAULT_MAX_RING_PAGE_ORDER = 4;
 /** Linux's default `max_indirect_segments` of xen-blkback [MAX_INDIRECT_SEGMENTS]. */
 export const BLKBACK_DEFAULT_MAX_INDIRECT_SEGMENTS = 256;
+/** Linux's default `max_persistent_grants` of xen-blkback [xen_blkif_max_pgrants]. */
+export const BLKBACK_DEFAULT_MAX_PERSISTENT_GRANTS = 1056;
+/** Share of the persistent grants unmapped when the cache is full (Linux's LRU_PERCENT_CLEAN). */
+const PERSISTENT_PURGE_PERCENT = 5;
 /** Highest `max-ring-page-order` we accept to advertise [XENBUS_MAX_RING_GRANT_ORDER]. */
 export const XENBUS_MAX_RING_GRANT_ORDER = 4;
 /** Sectors (512 B) per page: a segment's last_sect is at most this minus one [blkif.h]. */
@@ -34,6 +38,18 @@ export interface BlkbackOptions {
   readonly maxRingPageOrder?: number;
   /** Advertised `feature-max-indirect-segments` (0 = no indirect). Default 256. */
   readonly maxIndirectSegments?: number;
+  /**
+   * Offer `feature-persistent` (default true). With a frontend that offers it too, data grants
+   * are mapped once (read-write) and kept mapped, by gref, until the ring is torn down, instead
+   * of being mapped and unmapped for every request.
+   */
+  readonly persistent?: boolean;
+  /**
+   * Most persistent grants kept mapped per ring (default 1056, as Linux). When full, the least
+   * recently used idle ones are unmapped; a gref that still finds no room is mapped for its
+   * request only.
+   */
+  readonly maxPersistentGrants?: number;
   /** Serve read-only even if the device is writable (the toolstack's `mode` = `r` does too). */
   readonly readOnly?: boolean;
   /** Requests taken from the ring per consumer pass (bounds work per event). Default: the ring size. */
@@ -60,9 +76,31 @@ export interface BlkbackStats {
   zeroCopyCalls: number;
   /** Requests that went through a bounce buffer (segments not device-sector sized). */
   bounced: number;
+  /** Grants mapped persistently (cache misses). */
+  persistentMaps: number;
+  /** Segments served from an already-mapped persistent grant. */
+  persistentHits: number;
+  /** Persistent grants unmapped to stay under the limit. */
+  persistentEvictions: number;
   /** Channels shut down because the frontend broke the ring protocol. */
   protocolErrors: number;
   connects: number;
+}
+
+/** A grant kept mapped for the life of a ring (Linux's struct persistent_gnt). */
+interface PersistentGrant {
+  readonly ref: number;
+  readonly mapping: GrantMapping;
+  /** Requests using it right now: never unmapped while above 0. */
+  users: number;
+  /** Last use, for LRU eviction. */
+  stamp: number;
+}
+
+/** Grants one request holds: persistent ones (released) and transient ones (unmapped). */
+interface Held {
+  readonly pinned: PersistentGrant[];
+  readonly transient: GrantMapping[];
 }
 
 interface Channel {
@@ -76,6 +114,10 @@ interface Channel {
   readonly inflight: Set<Promise<void>>;
   /** A WRITE_BARRIER in progress: later requests start after it. */
   barrier: Promise<void> | undefined;
+  /** Persistent grants by gref, when both ends negotiated `feature-persistent`. */
+  readonly persistent: Map<number, PersistentGrant> | undefined;
+  /** Use counter for the persistent grants' LRU stamps. */
+  uses: number;
 }
 
 interface Failure {
@@ -108,7 +150,8 @@ function parseU32(text: string | undefined): number | undefined {
 export class Blkback {
   readonly stats: BlkbackStats = {
     requests: 0, reads: 0, writes: 0, flushes: 0, barriers: 0, discards: 0, indirect: 0,
-    errors: 0, unsupported: 0, zeroCopyCalls: 0, bounced: 0, protocolErrors: 0, connects: 0,
+    errors: 0, unsupported: 0, zeroCopyCalls: 0, bounced: 0, persistentMaps: 0, persistentHits: 0, persistentEvictions: 0,
+    protocolErrors: 0, connects: 0,
   };
   readonly backendPath: string;
   private readonly xen: XenServices;
@@ -117,6 +160,8 @@ export class Blkback {
   private readonly devid: number;
   private readonly maxRingPageOrder: number;
   private readonly maxIndirectSegments: number;
+  private readonly persistentOffered: boolean;
+  private readonly maxPersistentGrants: number;
   private readonly forceReadOnly: boolean;
   private readonly batch: number | undefined;
   private readonly clock: Clock | undefined;
@@ -142,6 +187,10 @@ export class Blkback {
     const ind = opts.maxIndirectSegments ?? BLKBACK_DEFAULT_MAX_INDIRECT_SEGMENTS;
     if (!Number.isInteger(ind) || ind < 0 || ind > MAX_INDIRECT_LIMIT) throw new RangeError(`maxIndirectSegments ${ind}`);
     this.maxIndirectSegments = ind;
+    this.persistentOffered = opts.persistent ?? true;
+    const pg = opts.maxPersistentGrants ?? BLKBACK_DEFAULT_MAX_PERSISTENT_GRANTS;
+    if (!Number.isInteger(pg) || pg < 0) throw new RangeError(`maxPersistentGrants ${pg}`);
+    this.maxPersistentGrants = pg;
     this.forceReadOnly = opts.readOnly ?? false;
     this.batch = opts.batch;
     this.clock = opts.clock;
@@ -158,9 +207,14 @@ export class Blkback {
     return this.channel !== undefined;
   }
 
-  /** Grant mappings held right now (ring pages and in-flight data). */
+  /** Grant mappings held right now (ring pages, persistent grants and in-flight data). */
   get mappedGrants(): number {
     return this.liveMappings;
+  }
+
+  /** Persistent grants mapped on the current ring (0 when not negotiated or disconnected). */
+  get persistentGrants(): number {
+    return this.channel?.persistent?.size ?? 0;
   }
   private liveMappings = 0;
 
@@ -190,7 +244,7 @@ export class Blkback {
         await tx.write(`${p}/discard-alignment`, "0");
         await tx.write(`${p}/discard-secure`, "0");
       }
-      await tx.write(`${p}/feature-persistent`, "0");
+      await tx.write(`${p}/feature-persistent`, this.persistentOffered ? "1" : "0");
       await tx.write(`${p}/feature-max-indirect-segments`, String(this.maxIndirectSegments));
       await tx.write(`${p}/max-ring-page-order`, String(this.maxRingPageOrder));
     });
@@ -342,6 +396,8 @@ export class Blkback {
     const protocol = await read("protocol");
     const layout = blkifLayoutForProtocol(protocol);
     if (layout === undefined) return this.fatal(`unknown protocol ${protocol}`);
+    // Anything but "1" (missing, garbage) means no persistent grants, as in Linux.
+    const persistent = this.persistentOffered && parseU32(await read("feature-persistent")) === 1;
 
     const gnttab = this.xen.gnttab;
     const mappings: GrantMapping[] = [];
@@ -391,11 +447,12 @@ export class Blkback {
     }
     const ch: Channel = {
       ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Set(), barrier: undefined,
+      persistent: persistent ? new Map() : undefined, uses: 0,
     };
     (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.kick(ch));
     this.channel = ch;
     this.stats.connects++;
-    this.log(`ring connected: ${refs.length} page(s), port ${port}, ${layout.protocol}`);
+    this.log(`ring connected: ${refs.length} page(s), port ${port}, ${layout.protocol}${persistent ? ", persistent grants" : ""}`);
 
     const info = this.device.info;
     const p = this.backendPath;
@@ -421,6 +478,10 @@ export class Blkback {
     ch.alive = false;
     ch.unbind();
     while (ch.inflight.size > 0) await Promise.allSettled([...ch.inflight]);
+    if (ch.persistent !== undefined) {
+      for (const g of ch.persistent.values()) this.unmap(g.mapping);
+      ch.persistent.clear();
+    }
     for (const m of ch.ringMappings) this.unmap(m);
     try {
       this.xen.evtchn.close(ch.port);
@@ -508,7 +569,7 @@ export class Blkback {
         else this.stats.barriers++;
         isBarrier = op === BLKIF_OP.WRITE_BARRIER;
         const write = op !== BLKIF_OP.READ;
-        work = () => this.rw(r.sectorNumber, r.segments, write, isFlush);
+        work = () => this.rw(ch, r.sectorNumber, r.segments, write, isFlush);
         break;
       }
       case BLKIF_OP.DISCARD: {
@@ -524,7 +585,7 @@ export class Blkback {
           work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, "indirect not offered"));
           break;
         }
-        work = () => this.indirect(r.indirectOp, r.nrSegments, r.handle, r.sectorNumber, r.indirectGrefs);
+        work = () => this.indirect(ch, r.indirectOp, r.nrSegments, r.handle, r.sectorNumber, r.indirectGrefs);
         break;
       }
       default:
@@ -598,7 +659,7 @@ export class Blkback {
   }
 
   /** READ/WRITE (and flushes, with or without data) over `segs`. Returns a BLKIF_RSP status. */
-  private async rw(sector512: number, segs: readonly BlkifSegment[], write: boolean, flush: boolean): Promise<number> {
+  private async rw(ch: Channel, sector512: number, segs: readonly BlkifSegment[], write: boolean, flush: boolean): Promise<number> {
     let total512 = 0;
     for (const s of segs) {
       if (s.firstSect > s.lastSect || s.lastSect >= SECTORS_PER_PAGE) return this.refuse(fail(BLKIF_RSP.ERROR, `segment sectors ${s.firstSect}..${s.lastSect}`));
@@ -613,14 +674,11 @@ export class Blkback {
     if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
     if (segs.length === 0) return BLKIF_RSP.OKAY;
 
-    const gnttab = this.xen.gnttab;
-    const maps: GrantMapping[] = [];
+    const maps: GrantMapping[] = new Array(segs.length);
+    const held: Held = { pinned: [], transient: [] };
     try {
       try {
-        for (const s of segs) {
-          maps.push(gnttab.map(this.frontendDomid, s.gref, !write));
-          this.liveMappings++;
-        }
+        for (let i = 0; i < segs.length; i++) maps[i] = this.acquire(ch, segs[i]!.gref, !write, held);
       } catch (e) {
         return this.refuse(fail(BLKIF_RSP.ERROR, `grant map: ${String(e)}`));
       }
@@ -629,7 +687,73 @@ export class Blkback {
       if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
       return BLKIF_RSP.OKAY;
     } finally {
-      for (const m of maps) this.unmap(m);
+      this.release(held);
+    }
+  }
+
+  /**
+   * A mapping of the frontend's `gref` for one request, recorded in `held`. With persistent
+   * grants, the kept mapping (mapped read-write on first use, as Linux does, since the frontend
+   * reuses its pages for reads and writes); a gref granted read-only, or one finding the cache
+   * full of grants in use, is mapped for this request only. **Errors:** GrantError (peer input:
+   * callers turn it into an error response).
+   */
+  private acquire(ch: Channel, gref: number, writable: boolean, held: Held): GrantMapping {
+    const cache = ch.persistent;
+    if (cache !== undefined) {
+      let g = cache.get(gref);
+      if (g !== undefined) this.stats.persistentHits++;
+      else {
+        if (cache.size >= this.maxPersistentGrants) this.purge(cache);
+        if (cache.size < this.maxPersistentGrants) {
+          let m: GrantMapping | undefined;
+          try {
+            m = this.xen.gnttab.map(this.frontendDomid, gref, true);
+          } catch (e) {
+            if (writable) throw e;
+            // A read-only grant serves a write or an indirect page: map it for this request.
+          }
+          if (m !== undefined) {
+            this.liveMappings++;
+            this.stats.persistentMaps++;
+            g = { ref: gref, mapping: m, users: 0, stamp: 0 };
+            cache.set(gref, g);
+          }
+        }
+      }
+      if (g !== undefined) {
+        g.users++;
+        g.stamp = ++ch.uses;
+        held.pinned.push(g);
+        return g.mapping;
+      }
+    }
+    const m = this.xen.gnttab.map(this.frontendDomid, gref, writable);
+    this.liveMappings++;
+    held.transient.push(m);
+    return m;
+  }
+
+  private release(held: Held): void {
+    for (const g of held.pinned) g.users--;
+    for (const m of held.transient) this.unmap(m);
+  }
+
+  /**
+   * The cache is full: unmaps the least recently used idle grants (5 % of the limit, at least
+   * one), as Linux's purge_persistent_gnt does. A frontend still using them maps them again.
+   */
+  private purge(cache: Map<number, PersistentGrant>): void {
+    const idle: PersistentGrant[] = [];
+    for (const g of cache.values()) if (g.users === 0) idle.push(g);
+    if (idle.length === 0) return;
+    idle.sort((a, b) => a.stamp - b.stamp);
+    const n = Math.min(idle.length, Math.max(1, Math.ceil((this.maxPersistentGrants * PERSISTENT_PURGE_PERCENT) / 100)));
+    for (let i = 0; i < n; i++) {
+      const g = idle[i]!;
+      cache.delete(g.ref);
+      this.unmap(g.mapping);
+      this.stats.persistentEvictions++;
     }
   }
 
@@ -711,7 +835,7 @@ export class Blkback {
     return ok ? BLKIF_RSP.OKAY : this.refuse(fail(BLKIF_RSP.ERROR, "discard failed"));
   }
 
-  private async indirect(op: number, nrSegments: number, handle: number, sector512: number, grefs: readonly number[]): Promise<number> {
+  private async indirect(ch: Channel, op: number, nrSegments: number, handle: number, sector512: number, grefs: readonly number[]): Promise<number> {
     if (op !== BLKIF_OP.READ && op !== BLKIF_OP.WRITE) return this.refuse(fail(BLKIF_RSP.ERROR, `indirect operation ${op}`));
     if (handle !== (this.devid & 0xffff)) return this.refuse(fail(BLKIF_RSP.ERROR, `handle ${handle}`));
     if (nrSegments === 0 || nrSegments > this.maxIndirectSegments) return this.refuse(fail(BLKIF_RSP.ERROR, `indirect nr_segments ${nrSegments}`));
@@ -719,19 +843,19 @@ export class Blkback {
     if (grefs.length < pages) return this.refuse(fail(BLKIF_RSP.ERROR, "indirect pages"));
     const segs: BlkifSegment[] = [];
     for (let i = 0; i < pages; i++) {
+      const held: Held = { pinned: [], transient: [] };
       let m: GrantMapping;
       try {
-        m = this.xen.gnttab.map(this.frontendDomid, grefs[i]!, false);
-        this.liveMappings++;
+        m = this.acquire(ch, grefs[i]!, false, held);
       } catch (e) {
         return this.refuse(fail(BLKIF_RSP.ERROR, `indirect page map: ${String(e)}`));
       }
-      // Copy the segment descriptors out before unmapping: the frontend may rewrite the page.
+      // Copy the segment descriptors out before releasing: the frontend may rewrite the page.
       const v = new DataView(m.bytes.buffer, m.bytes.byteOffset, PAGE_SIZE);
       const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nrSegments - i * BLKIF_SEGS_PER_INDIRECT_FRAME);
       for (let k = 0; k < n; k++) segs.push(decodeBlkifSegment(v, k * 8));
-      this.unmap(m);
+      this.release(held);
     }
-    return this.rw(sector512, segs, op === BLKIF_OP.WRITE, false);
+    return this.rw(ch, sector512, segs, op === BLKIF_OP.WRITE, false);
   }
 }

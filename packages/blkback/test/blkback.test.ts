@@ -12,7 +12,7 @@ import { RawBlkifFrontend } from "../src/testing/index.ts";
 const DEVID = 51712;
 const HANDLE = DEVID & 0xffff;
 
-async function setup(o: { device?: BlockDevice; disk?: MemoryBlockDevice; mode?: string; protocol?: "x86_32-abi" | "x86_64-abi"; order?: number; back?: Partial<BlkbackOptions> } = {}) {
+async function setup(o: { device?: BlockDevice; disk?: MemoryBlockDevice; mode?: string; protocol?: "x86_32-abi" | "x86_64-abi"; order?: number; persistent?: boolean; back?: Partial<BlkbackOptions> } = {}) {
   const xen = new InMemoryXen();
   const dom0 = xen.createDomain(0);
   const domU = xen.createDomain(1);
@@ -21,7 +21,7 @@ async function setup(o: { device?: BlockDevice; disk?: MemoryBlockDevice; mode?:
   const paths = await addDevice(xen, { kind: "vbd", frontendDomid: 1, backendDomid: 0, devid: DEVID, backend: { mode: o.mode ?? "w" } });
   const back = new Blkback({ xen: dom0, device: o.device ?? disk, frontendDomid: 1, devid: DEVID, ...o.back });
   await back.start();
-  const front = new RawBlkifFrontend({ xen: domU, devid: DEVID, protocol: o.protocol, ringPageOrder: o.order });
+  const front = new RawBlkifFrontend({ xen: domU, devid: DEVID, protocol: o.protocol, ringPageOrder: o.order, persistent: o.persistent });
   await front.connect();
   await back.waitForState((s) => s === XENBUS_STATE.Connected);
   await xen.settle();
@@ -53,7 +53,7 @@ describe("blkback handshake", () => {
     expect(await xs.read(`${paths.backendPath}/state`)).toBe("2");
     expect(await xs.read(`${paths.backendPath}/mode`)).toBe("r");
     expect(await xs.read(`${paths.backendPath}/feature-discard`)).toBe("0");
-    expect(await xs.read(`${paths.backendPath}/feature-persistent`)).toBe("0");
+    expect(await xs.read(`${paths.backendPath}/feature-persistent`)).toBe("1");
     expect(await xs.read(`${paths.backendPath}/max-ring-page-order`)).toBe("4");
   });
 
@@ -359,5 +359,146 @@ describe("blkback data path", () => {
     const rsp = await send(Array.from({ length: 32 }, (_, i) => rw(BLKIF_OP.READ, BigInt(i), i, [{ gref: p.ref, firstSect: 0, lastSect: 0 }])));
     expect(rsp.size).toBe(32);
     expect(back.stats.reads).toBe(32);
+  });
+});
+
+describe("blkback persistent grants", () => {
+  const seg = (gref: number) => [{ gref, firstSect: 0, lastSect: 7 }];
+
+  it("is used only when both ends offer it", async () => {
+    for (const [frontOffers, backOffers] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const { front, send, dom0, back, disk, paths } = await setup({ persistent: frontOffers, back: { persistent: backOffers } });
+      expect(await dom0.xenstore.read(`${paths.backendPath}/feature-persistent`)).toBe(backOffers ? "1" : "0");
+      const p = front.grantPage(false);
+      disk.data.fill(0x3c, 0, 4096);
+      const maps = dom0.gnttab.stats.maps;
+      const rsp = await send(Array.from({ length: 10 }, (_, i) => rw(BLKIF_OP.READ, BigInt(i), 0, seg(p.ref))));
+      expect([...rsp.values()].every((r) => r.status === BLKIF_RSP.OKAY)).toBe(true);
+      expect(p.page.bytes[4095]).toBe(0x3c);
+      const both = frontOffers && backOffers;
+      expect(dom0.gnttab.stats.maps - maps, `${frontOffers}/${backOffers}`).toBe(both ? 1 : 10);
+      expect(back.persistentGrants).toBe(both ? 1 : 0);
+      expect(back.mappedGrants).toBe(1 + (both ? 1 : 0));
+      expect(back.stats.persistentHits).toBe(both ? 9 : 0);
+    }
+  });
+
+  it("keeps a grant mapped across reads and writes and unmaps everything on disconnect", async () => {
+    const { front, send, dom0, domU, back, disk, xen } = await setup({ persistent: true });
+    const a = front.grantPage(false);
+    const b = front.grantPage(false);
+    a.page.bytes.fill(0xa1);
+    b.page.bytes.fill(0xb2);
+    let r = await send([rw(BLKIF_OP.WRITE, 1n, 0, [...seg(a.ref), ...seg(b.ref)])]);
+    expect(r.get(1n)!.status).toBe(BLKIF_RSP.OKAY);
+    expect(disk.data[0]).toBe(0xa1);
+    expect(disk.data[4096]).toBe(0xb2);
+    a.page.bytes.fill(0);
+    r = await send([rw(BLKIF_OP.READ, 2n, 8, seg(a.ref))]);
+    expect(r.get(2n)!.status).toBe(BLKIF_RSP.OKAY);
+    expect(a.page.bytes[0]).toBe(0xb2);
+    expect(back.persistentGrants).toBe(2);
+    expect(dom0.gnttab.mappingsHeld).toBe(3);
+    // The frontend cannot revoke a grant the backend keeps mapped.
+    expect(domU.gnttab.endAccess(a.ref)).toBe(false);
+    await domU.xenstore.write(`${front.frontendPath}/state`, String(XENBUS_STATE.Closing));
+    await xen.settle();
+    expect(await front.disconnect()).toBe(true);
+    await xen.settle();
+    expect(back.connected).toBe(false);
+    expect(back.persistentGrants).toBe(0);
+    expect(back.mappedGrants).toBe(0);
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
+    expect(domU.gnttab.endAccess(a.ref)).toBe(true);
+    expect(domU.gnttab.endAccess(b.ref)).toBe(true);
+    expect(xen.errors).toEqual([]);
+  });
+
+  it("bounds the grants it keeps mapped, evicting the least recently used", async () => {
+    const { front, send, dom0, back, disk } = await setup({ persistent: true, disk: new MemoryBlockDevice(512), back: { maxPersistentGrants: 4 } });
+    const pages = Array.from({ length: 40 }, () => front.grantPage(false));
+    pages.forEach((p, i) => p.page.bytes.fill(i + 1));
+    // One at a time, every gref distinct: the cache never holds more than 4.
+    for (let i = 0; i < 40; i++) {
+      const r = await send([rw(BLKIF_OP.WRITE, BigInt(i), i * 8, seg(pages[i]!.ref))]);
+      expect(r.get(BigInt(i))!.status).toBe(BLKIF_RSP.OKAY);
+      expect(back.persistentGrants).toBeLessThanOrEqual(4);
+      expect(dom0.gnttab.mappingsHeld).toBeLessThanOrEqual(1 + 4);
+    }
+    for (let i = 0; i < 40; i++) expect(disk.data[i * 4096]).toBe(i + 1);
+    expect(back.stats.persistentEvictions).toBeGreaterThanOrEqual(36);
+    // A request with more distinct grefs than the limit, and a full ring of them at once.
+    const many = pages.slice(0, 11);
+    const reqs = Array.from({ length: 32 }, (_, k) => rw(BLKIF_OP.READ, 100n + BigInt(k), 0, many.map((p) => seg(p.ref)[0]!)));
+    const r = await send(reqs);
+    expect([...r.values()].every((x) => x.status === BLKIF_RSP.OKAY)).toBe(true);
+    expect(back.persistentGrants).toBeLessThanOrEqual(4);
+    expect(dom0.gnttab.mappingsHeld).toBe(1 + back.persistentGrants);
+    expect(many[10]!.page.bytes[0]).toBe(11);
+    // Least recently used goes first: fill with 20..23, touch 20, bring in 24 (evicts 21).
+    let id = 200n;
+    const use = async (i: number) => {
+      const maps = dom0.gnttab.stats.maps;
+      expect((await send([rw(BLKIF_OP.READ, id, 0, seg(pages[i]!.ref))])).get(id++)!.status).toBe(BLKIF_RSP.OKAY);
+      return dom0.gnttab.stats.maps - maps;
+    };
+    for (const i of [20, 21, 22, 23]) await use(i);
+    expect(await use(20)).toBe(0);
+    expect(await use(24)).toBe(1);
+    expect(await use(20)).toBe(0);
+    expect(await use(22)).toBe(0);
+    expect(await use(21)).toBe(1);
+  });
+
+  it("answers a gref that was revoked or re-granted after eviction with errors, never touching the old page", async () => {
+    const { front, send, dom0, domU, back, disk } = await setup({ persistent: true, back: { maxPersistentGrants: 1 } });
+    disk.data.fill(0x77, 0, 4096);
+    const a = front.grantPage(false);
+    const b = front.grantPage(false);
+    expect((await send([rw(BLKIF_OP.READ, 1n, 0, seg(a.ref))])).get(1n)!.status).toBe(BLKIF_RSP.OKAY);
+    // b evicts a, so the frontend can end a now.
+    expect((await send([rw(BLKIF_OP.READ, 2n, 0, seg(b.ref))])).get(2n)!.status).toBe(BLKIF_RSP.OKAY);
+    expect(back.persistentGrants).toBe(1);
+    expect(domU.gnttab.endAccess(a.ref)).toBe(true);
+    a.page.bytes.fill(0xee);
+    // Revoked: an error, and a's page is left alone.
+    expect((await send([rw(BLKIF_OP.READ, 3n, 0, seg(a.ref))])).get(3n)!.status).toBe(BLKIF_RSP.ERROR);
+    expect(a.page.bytes.every((x) => x === 0xee)).toBe(true);
+    // The same ref number re-granted read-only for another page: a read into it is an error
+    // (neither page written), a write from it reads the page it names now.
+    const c = domU.pages.allocPage();
+    c.bytes.fill(0x5c);
+    const cref = domU.gnttab.grantAccess(0, c.frame, true);
+    expect(cref).toBe(a.ref);
+    expect((await send([rw(BLKIF_OP.READ, 4n, 0, seg(cref))])).get(4n)!.status).toBe(BLKIF_RSP.ERROR);
+    expect(c.bytes.every((x) => x === 0x5c)).toBe(true);
+    expect(a.page.bytes.every((x) => x === 0xee)).toBe(true);
+    expect((await send([rw(BLKIF_OP.WRITE, 5n, 16, seg(cref))])).get(5n)!.status).toBe(BLKIF_RSP.OKAY);
+    expect(disk.data[16 * 512]).toBe(0x5c);
+    // Read-only grants are mapped per request, never kept.
+    expect(domU.gnttab.endAccess(cref)).toBe(true);
+    expect(dom0.gnttab.mappingsHeld).toBe(1 + back.persistentGrants);
+    expect(back.stats.errors).toBe(2);
+  });
+
+  it("serves indirect requests through persistent grants, read-only indirect pages per request", async () => {
+    const { front, send, disk, dom0, back } = await setup({ persistent: true });
+    const pages = Array.from({ length: 20 }, () => front.grantPage(false));
+    pages.forEach((p, i) => p.page.bytes.fill(i + 1));
+    for (const readonly of [false, true]) {
+      const ind = front.grantPage(readonly);
+      const dv = new DataView(ind.page.bytes.buffer, ind.page.bytes.byteOffset, 4096);
+      pages.forEach((p, i) => {
+        dv.setUint32(i * 8, p.ref, true);
+        dv.setUint8(i * 8 + 4, 0);
+        dv.setUint8(i * 8 + 5, 7);
+      });
+      const id = readonly ? 6n : 5n;
+      const rsp = await send([{ operation: BLKIF_OP.INDIRECT, indirectOp: BLKIF_OP.WRITE, nrSegments: 20, handle: HANDLE, id, sectorNumber: 16, indirectGrefs: [ind.ref] }]);
+      expect(rsp.get(id)).toMatchObject({ status: BLKIF_RSP.OKAY, operation: BLKIF_OP.WRITE });
+      for (let i = 0; i < 20; i++) expect(disk.data[(16 + i * 8) * 512]).toBe(i + 1);
+    }
+    expect(back.persistentGrants).toBe(21);
+    expect(dom0.gnttab.mappingsHeld).toBe(1 + 21);
   });
 });

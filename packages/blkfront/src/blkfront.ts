@@ -13,6 +13,11 @@ import {
 export const BLKFRONT_DEFAULT_MAX_RING_PAGE_ORDER = 4;
 /** Linux xen-blkfront's default `max_indirect_segments` (module parameter `max`). */
 export const BLKFRONT_DEFAULT_MAX_INDIRECT_SEGMENTS = 32;
+/**
+ * Default cap on the persistent grant pool: Linux xen-blkback's `max_persistent_grants` default
+ * (1056), so that a backend with the default limit keeps every page of our pool mapped.
+ */
+export const BLKFRONT_DEFAULT_MAX_PERSISTENT_GRANTS = 1056;
 const SECTORS_PER_PAGE = PAGE_SIZE / BLKIF_SECTOR_SIZE;
 
 export interface BlkfrontOptions {
@@ -30,6 +35,18 @@ export interface BlkfrontOptions {
   readonly maxRingPageOrder?: number;
   /** Segments per indirect request when the backend offers them (0 = never indirect). Default 32. */
   readonly maxIndirectSegments?: number;
+  /**
+   * Offer `feature-persistent` (default true): when the backend offers it too, data goes through a
+   * pool of pages granted once per connection and reused for every request (the caller's data
+   * is copied in and out), so the backend can keep them mapped instead of mapping and unmapping
+   * every request's pages. `frameOf` is then not used.
+   */
+  readonly persistent?: boolean;
+  /**
+   * Most pages kept in the persistent pool (default 1056, at least what one request needs:
+   * `max(11, maxIndirectSegments + its indirect pages)`); a request finding the pool exhausted waits.
+   */
+  readonly maxPersistentGrants?: number;
   /**
    * The guest frame of `bytes` when it is one whole page of the guest's own memory (page-sized,
    * page-aligned), else undefined. With it, such 4 KiB pieces of a caller's buffer are granted
@@ -50,8 +67,10 @@ export interface BlkfrontStats {
   badResponses: number;
   /** Caller pages granted directly (no copy). */
   directPages: number;
-  /** Pages of data copied through the frontend's own pages. */
+  /** Pages of data copied through the frontend's own pages (persistent pool pages included). */
   bouncedPages: number;
+  /** Pages granted persistently (pool growth; each is granted once per connection). */
+  persistentGrants: number;
   connects: number;
 }
 
@@ -75,8 +94,18 @@ interface Shadow {
   /** Grants for the current placement (data pages then indirect pages). */
   grants: { ref: GrantRef; page: Page }[];
   indirectPages: Page[];
+  /** Persistent pool entries of the current placement (data pages then indirect pages). */
+  pooled: PGrant[];
+  /** The current placement is a BLKIF_OP_INDIRECT request. */
+  indirect: boolean;
   readonly resolve: () => void;
   readonly reject: (e: BlockError) => void;
+}
+
+/** A page of the persistent pool and its grant (read-write, ended only when the pool is dropped). */
+interface PGrant {
+  readonly ref: GrantRef;
+  readonly page: Page;
 }
 
 interface Channel {
@@ -92,6 +121,8 @@ interface BackendFeatures {
   flushOp: number | undefined;
   discard: boolean;
   indirect: number;
+  /** Both ends use persistent grants on this connection. */
+  persistent: boolean;
 }
 
 /**
@@ -106,12 +137,20 @@ interface BackendFeatures {
  * pending and later requests fail with `BlockError("closed")`.
  */
 export class Blkfront implements BlockDevice {
-  readonly stats: BlkfrontStats = { requests: 0, responses: 0, reissued: 0, badResponses: 0, directPages: 0, bouncedPages: 0, connects: 0 };
+  readonly stats: BlkfrontStats = {
+    requests: 0, responses: 0, reissued: 0, badResponses: 0, directPages: 0, bouncedPages: 0, persistentGrants: 0, connects: 0,
+  };
   private readonly xen: XenServices;
   private readonly devid: number;
   private readonly layout: BlkifLayout;
   private readonly maxRingPageOrder: number;
   private readonly maxIndirect: number;
+  private readonly persistentOffered: boolean;
+  private readonly maxPersistent: number;
+  /** Persistent pool entries not in use by a request (LIFO: recently used pages first). */
+  private readonly poolFree: PGrant[] = [];
+  /** Every persistent pool entry of the current connection. */
+  private readonly poolAll: PGrant[] = [];
   private readonly clock: Clock | undefined;
   private readonly frameOf: ((bytes: Uint8Array) => number | undefined) | undefined;
   /** Caller pages lent to a request (granted, never freed by us). */
@@ -123,7 +162,7 @@ export class Blkfront implements BlockDevice {
   private xsState: XenbusState = XENBUS_STATE.Initialising;
   private channel: Channel | undefined;
   private infoValue: BlockDeviceInfo | undefined;
-  private features: BackendFeatures = { flushOp: undefined, discard: false, indirect: 0 };
+  private features: BackendFeatures = { flushOp: undefined, discard: false, indirect: 0, persistent: false };
   private nextId = 1n;
   /** Requests not on the ring (new, or to be reissued), in order. */
   private readonly waiting: Shadow[] = [];
@@ -152,6 +191,11 @@ export class Blkfront implements BlockDevice {
     const ind = opts.maxIndirectSegments ?? BLKFRONT_DEFAULT_MAX_INDIRECT_SEGMENTS;
     if (!Number.isInteger(ind) || ind < 0 || ind > 8 * BLKIF_SEGS_PER_INDIRECT_FRAME) throw new RangeError(`maxIndirectSegments ${ind}`);
     this.maxIndirect = ind;
+    this.persistentOffered = opts.persistent ?? true;
+    const perRequest = Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, ind + Math.ceil(ind / BLKIF_SEGS_PER_INDIRECT_FRAME));
+    const cap = opts.maxPersistentGrants ?? Math.max(BLKFRONT_DEFAULT_MAX_PERSISTENT_GRANTS, perRequest);
+    if (!Number.isInteger(cap) || cap < perRequest) throw new RangeError(`maxPersistentGrants ${cap} (one request needs ${perRequest})`);
+    this.maxPersistent = cap;
     this.clock = opts.clock;
     this.frameOf = opts.frameOf;
     this.logFn = opts.log;
@@ -181,6 +225,16 @@ export class Blkfront implements BlockDevice {
   /** Ring pages in use (2^ring-page-order), 0 when disconnected. */
   get ringPages(): number {
     return this.channel?.ringPages.length ?? 0;
+  }
+
+  /** Pages in the persistent grant pool (granted to the backend for this connection). */
+  get persistentGrants(): number {
+    return this.poolAll.length;
+  }
+
+  /** True when both ends negotiated `feature-persistent` on the current connection. */
+  get persistent(): boolean {
+    return this.channel !== undefined && this.features.persistent;
   }
 
   /** Grants we could not end yet because the backend still maps them. */
@@ -380,7 +434,7 @@ export class Blkfront implements BlockDevice {
       }
       await tx.write(`${f}/event-channel`, String(port));
       await tx.write(`${f}/protocol`, this.layout.protocol);
-      await tx.write(`${f}/feature-persistent`, "0");
+      await tx.write(`${f}/feature-persistent`, this.persistentOffered ? "1" : "0");
     });
     await this.switchState(XENBUS_STATE.Initialised);
   }
@@ -406,11 +460,14 @@ export class Blkfront implements BlockDevice {
     const barrier = (await num("feature-barrier", 0)) === 1;
     const discard = (await num("feature-discard", 0)) === 1;
     const indirect = Math.min(await num("feature-max-indirect-segments", 0), this.maxIndirect);
+    const persistent = this.persistentOffered && (await num("feature-persistent", 0)) === 1;
     this.features = {
       flushOp: flushCache ? BLKIF_OP.FLUSH_DISKCACHE : barrier ? BLKIF_OP.WRITE_BARRIER : undefined,
       discard,
       indirect: indirect > BLKIF_MAX_SEGMENTS_PER_REQUEST ? indirect : 0,
+      persistent,
     };
+    this.log(`persistent grants ${persistent ? "on" : "off"}`);
     this.infoValue = {
       sectorSize,
       sectors: Math.floor((sectors512 * BLKIF_SECTOR_SIZE) / sectorSize),
@@ -447,8 +504,13 @@ export class Blkfront implements BlockDevice {
     const back = [...this.inflight.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
     this.inflight.clear();
     this.stats.reissued += back.length;
-    for (const s of back) this.releaseGrants(s);
+    for (const s of back) {
+      this.releaseGrants(s);
+      // Pool pages go with the connection; a reissue copies the caller's data in again.
+      s.pooled = [];
+    }
     this.waiting.unshift(...back);
+    this.dropPool();
     this.retryDeferred();
   }
 
@@ -524,6 +586,55 @@ export class Blkfront implements BlockDevice {
 
   private retryDeferred(): void {
     for (const g of this.deferred.splice(0)) this.endGrant(g);
+  }
+
+  /** Ends every persistent grant of the connection (deferred while the backend maps it); frees the pages. */
+  private dropPool(): void {
+    this.poolFree.length = 0;
+    for (const g of this.poolAll) this.endGrant(g);
+    this.poolAll.length = 0;
+  }
+
+  /**
+   * Takes `n` pool entries for `s`, growing the pool (a page allocated and granted read-write
+   * once) up to its cap. Returns false, taking nothing, when pages, grant entries or the cap run out.
+   */
+  private takePooled(s: Shadow, n: number): boolean {
+    const out = s.pooled;
+    while (out.length < n) {
+      const g = this.poolFree.pop();
+      if (g !== undefined) {
+        out.push(g);
+        continue;
+      }
+      if (this.poolAll.length >= this.maxPersistent) break;
+      let page: Page;
+      try {
+        page = this.allocPage();
+      } catch {
+        break;
+      }
+      let ref: GrantRef;
+      try {
+        ref = this.xen.gnttab.grantAccess(this.backendDomid, page.frame, false);
+      } catch {
+        this.releasePage(page);
+        break;
+      }
+      const pg: PGrant = { ref, page };
+      this.poolAll.push(pg);
+      this.stats.persistentGrants++;
+      out.push(pg);
+    }
+    if (out.length === n) return true;
+    this.returnPooled(s);
+    return false;
+  }
+
+  private returnPooled(s: Shadow): void {
+    const p = s.pooled;
+    for (let i = p.length - 1; i >= 0; i--) this.poolFree.push(p[i]!);
+    s.pooled = [];
   }
 
   /** Ends the grants of a placement and frees its indirect pages; data pages stay with the shadow. */
@@ -611,7 +722,9 @@ export class Blkfront implements BlockDevice {
         reject(this.dead);
         return;
       }
-      this.waiting.push({ id: this.nextId++, kind, operation, sector, length, pages: [], dst, src, grants: [], indirectPages: [], resolve, reject });
+      this.waiting.push({
+        id: this.nextId++, kind, operation, sector, length, pages: [], dst, src, grants: [], indirectPages: [], pooled: [], indirect: false, resolve, reject,
+      });
       this.stats.requests++;
       this.pump();
     });
@@ -658,6 +771,7 @@ export class Blkfront implements BlockDevice {
       else encodeBlkifRequest(ch.ring.view, off, { operation: BLKIF_OP.DISCARD, flag: 0, handle, id: s.id, sectorNumber: s.sector, nrSectors: s.length }, ch.layout);
       return true;
     }
+    if (this.features.persistent) return this.placePersistent(ch, s, handle);
     const segments: BlkifSegment[] = [];
     const indirectGrefs: number[] = [];
     try {
@@ -710,6 +824,7 @@ export class Blkfront implements BlockDevice {
     }
     const off = ch.ring.nextRequest();
     this.inflight.set(s.id, s);
+    s.indirect = indirectGrefs.length > 0;
     if (indirectGrefs.length === 0) {
       encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, segments }, ch.layout);
     } else {
@@ -717,6 +832,53 @@ export class Blkfront implements BlockDevice {
         operation: BLKIF_OP.INDIRECT, indirectOp: s.operation, nrSegments: segments.length, handle, id: s.id, sectorNumber: s.sector, indirectGrefs,
       }, ch.layout);
     }
+    return true;
+  }
+
+  /**
+   * `place` over persistent grants: takes pool pages for the data (and indirect descriptors),
+   * copies a write's data in and names the pool's grants. Nothing is granted or ended per request.
+   */
+  private placePersistent(ch: Channel, s: Shadow, handle: number): boolean {
+    const nData = Math.ceil(s.length / PAGE_SIZE);
+    const indirect = nData > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    const nInd = indirect ? Math.ceil(nData / BLKIF_SEGS_PER_INDIRECT_FRAME) : 0;
+    if (!this.takePooled(s, nData + nInd)) {
+      this.log("cannot place request: persistent pool exhausted");
+      return false;
+    }
+    const pooled = s.pooled;
+    const src = s.src;
+    const segments: BlkifSegment[] = new Array(nData);
+    let left = s.length;
+    for (let i = 0; i < nData; i++) {
+      const g = pooled[i]!;
+      const n = left < PAGE_SIZE ? left : PAGE_SIZE;
+      if (src !== undefined) g.page.bytes.set(n === PAGE_SIZE ? src.subarray(i * PAGE_SIZE, i * PAGE_SIZE + PAGE_SIZE) : src.subarray(i * PAGE_SIZE, i * PAGE_SIZE + n));
+      left -= n;
+      segments[i] = { gref: g.ref, firstSect: 0, lastSect: n / BLKIF_SECTOR_SIZE - 1 };
+    }
+    this.stats.bouncedPages += nData;
+    const off = ch.ring.nextRequest();
+    this.inflight.set(s.id, s);
+    s.indirect = indirect;
+    if (!indirect) {
+      encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: nData, handle, id: s.id, sectorNumber: s.sector, segments }, ch.layout);
+      return true;
+    }
+    const indirectGrefs: number[] = new Array(nInd);
+    for (let j = 0; j < nInd; j++) {
+      const g = pooled[nData + j]!;
+      const b = g.page.bytes;
+      const v = new DataView(b.buffer, b.byteOffset, PAGE_SIZE);
+      const first = j * BLKIF_SEGS_PER_INDIRECT_FRAME;
+      const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nData - first);
+      for (let k = 0; k < n; k++) encodeBlkifSegment(v, k * BLKIF_SEGMENT.SIZE, segments[first + k]!);
+      indirectGrefs[j] = g.ref;
+    }
+    encodeBlkifRequest(ch.ring.view, off, {
+      operation: BLKIF_OP.INDIRECT, indirectOp: s.operation, nrSegments: nData, handle, id: s.id, sectorNumber: s.sector, indirectGrefs,
+    }, ch.layout);
     return true;
   }
 
@@ -741,7 +903,7 @@ export class Blkfront implements BlockDevice {
   private complete(id: bigint, operation: number, status: number): void {
     const s = this.inflight.get(id);
     // Linux's blkback answers an indirect request with its indirect_op; accept BLKIF_OP_INDIRECT too.
-    const indirect = s !== undefined && s.pages.length > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    const indirect = s !== undefined && s.indirect;
     if (s === undefined || (operation !== s.operation && !(indirect && operation === BLKIF_OP.INDIRECT))) {
       this.stats.badResponses++;
       this.log(`bad response: id ${id} operation ${operation}`);
@@ -749,6 +911,20 @@ export class Blkfront implements BlockDevice {
     }
     this.inflight.delete(id);
     this.stats.responses++;
+    if (s.pooled.length > 0) {
+      if (status === BLKIF_RSP.OKAY && s.kind === "read" && s.dst) {
+        const dst = s.dst;
+        const pooled = s.pooled;
+        for (let o = 0, i = 0; o < s.length; o += PAGE_SIZE, i++) {
+          const n = s.length - o < PAGE_SIZE ? s.length - o : PAGE_SIZE;
+          const b = pooled[i]!.page.bytes;
+          dst.set(n === PAGE_SIZE ? b : b.subarray(0, n), o);
+        }
+      }
+      this.returnPooled(s);
+      this.settle(s, status);
+      return;
+    }
     this.releaseGrants(s);
     if (status === BLKIF_RSP.OKAY) {
       if (s.kind === "read" && s.dst) {
@@ -764,6 +940,14 @@ export class Blkfront implements BlockDevice {
       return;
     }
     this.freePages(s);
+    this.settle(s, status);
+  }
+
+  private settle(s: Shadow, status: number): void {
+    if (status === BLKIF_RSP.OKAY) {
+      s.resolve();
+      return;
+    }
     if (status === BLKIF_RSP.EOPNOTSUPP) s.reject(new BlockError("unsupported", `backend does not support operation ${s.operation}`));
     else s.reject(new BlockError("io", `backend answered ${status} to ${s.kind} at ${s.sector}`));
   }

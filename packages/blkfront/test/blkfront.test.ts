@@ -19,7 +19,9 @@ describe("handshake", () => {
     expect(await xs.read(`${f}/ring-page-order`)).toBe("4");
     for (let i = 0; i < 16; i++) expect(await xs.read(`${f}/ring-ref${i}`)).toMatch(/^\d+$/);
     expect(await xs.read(`${f}/event-channel`)).toMatch(/^\d+$/);
-    expect(await xs.read(`${f}/feature-persistent`)).toBe("0");
+    expect(await xs.read(`${f}/feature-persistent`)).toBe("1");
+    expect(await xs.read(`${b}/feature-persistent`)).toBe("1");
+    expect(front.persistent).toBe(true);
     expect(await xs.read(`${b}/sectors`)).toBe("4096");
     expect(await xs.read(`${b}/sector-size`)).toBe("512");
     expect(await xs.read(`${b}/physical-sector-size`)).toBe("512");
@@ -59,7 +61,7 @@ describe("data", () => {
   for (const protocol of ["x86_64-abi", "x86_32-abi"] as const) {
     for (const order of [0, 2]) {
       it(`round-trips patterns at several offsets and sizes (${protocol}, ring order ${order})`, async () => {
-        const { front, disk, xen, dom0, domU } = await rig({ front: { protocol, maxRingPageOrder: order } });
+        const { front, back: bb, disk, xen, dom0, domU } = await rig({ front: { protocol, maxRingPageOrder: order } });
         const cases: [number, number][] = [[0, 1], [1, 7], [8, 8], [13, 88], [100, 96], [333, 257], [4096 - 300, 300]];
         let seed = 1;
         for (const [sector, count] of cases) {
@@ -75,8 +77,11 @@ describe("data", () => {
         expect(await Promise.all(all)).toHaveLength(cases.length);
         await xen.settle();
         expect(front.pending).toBe(0);
-        expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
-        expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
+        // Only the ring and the persistent pool stay granted, and the backend maps exactly those.
+        expect(front.persistentGrants).toBeGreaterThan(0);
+        expect(bb.persistentGrants).toBe(front.persistentGrants);
+        expect(domU.gnttab.grantsInUse).toBe(front.ringPages + front.persistentGrants);
+        expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages + front.persistentGrants);
         expect(xen.errors).toEqual([]);
       });
     }
@@ -144,7 +149,8 @@ describe("data", () => {
 
 describe("guest pages", () => {
   it("grants the caller's own pages directly when it can name their frames", async () => {
-    const { front, disk, domU, xen } = await rig({ directPages: true });
+    // Persistent grants copy through their pool instead; this is the path without them.
+    const { front, disk, domU, xen } = await rig({ directPages: true, front: { persistent: false } });
     // Four consecutive guest pages, viewed as one 16 KiB buffer, plus a 512-byte tail elsewhere.
     const pages = [domU.pages.allocPage(), domU.pages.allocPage(), domU.pages.allocPage(), domU.pages.allocPage()];
     const buf = new Uint8Array(pages[0]!.bytes.buffer, pages[0]!.bytes.byteOffset, 4 * 4096);
@@ -257,8 +263,10 @@ describe("lifecycle", () => {
     expect(back.stats.connects).toBe(2);
     expect(front.state).toBe(XENBUS_STATE.Connected);
     await xen.settle();
-    expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
-    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
+    // The old pool went with the old ring; the new one is granted and mapped afresh.
+    expect(back.persistentGrants).toBe(front.persistentGrants);
+    expect(domU.gnttab.grantsInUse).toBe(front.ringPages + front.persistentGrants);
+    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages + front.persistentGrants);
     expect(front.deferredGrants).toBe(0);
     // and the device keeps working
     await front.write(200, pattern(512, 3));
@@ -364,8 +372,10 @@ describe("lifecycle", () => {
     expect(front.stats.reissued).toBe(0);
     await front.write(8, pattern(512, 3));
     await xen.settle();
-    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
-    expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
+    // The pool survives the backend swap (same ring); the fresh backend maps what it was handed.
+    expect(fresh.persistentGrants).toBeLessThanOrEqual(front.persistentGrants);
+    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages + fresh.persistentGrants);
+    expect(domU.gnttab.grantsInUse).toBe(front.ringPages + front.persistentGrants);
     expect(xen.errors).toEqual([]);
   });
 
@@ -391,11 +401,13 @@ describe("resources", () => {
     expect(domU.memory.allocated - before).toBeLessThanOrEqual(32);
     await Promise.all(reads);
     await xen.settle();
-    expect(domU.memory.allocated).toBe(before);
+    // What stays is the persistent pool, at most one page per ring slot here.
+    expect(front.persistentGrants).toBeLessThanOrEqual(32);
+    expect(domU.memory.allocated).toBe(before + front.persistentGrants);
   });
 
   it("waits for pages when memory runs short, and fails a request that can never fit", async () => {
-    const { front, domU } = await rig({ front: { maxRingPageOrder: 0, maxIndirectSegments: 0 } });
+    const { front, domU } = await rig({ front: { maxRingPageOrder: 0, maxIndirectSegments: 0, persistent: false } });
     const hog = [];
     while (domU.memory.allocated < domU.memory.frames - 20) hog.push(domU.pages.allocPage());
     const reads = Array.from({ length: 10 }, (_, i) => front.read(i * 8, new Uint8Array(8 * 4096)));

@@ -36,7 +36,8 @@ describe("hostile frontend fuzz", () => {
     const pathsA = await addDevice(xen, { kind: "vbd", frontendDomid: 1, backendDomid: 0, devid: DEVID, backend: { mode: "w" } });
     const pathsH = await addDevice(xen, { kind: "vbd", frontendDomid: 2, backendDomid: 0, devid: DEVID, backend: { mode: "w" } });
     const backA = new Blkback({ xen: dom0, device: diskA, frontendDomid: 1, devid: DEVID });
-    const backH = new Blkback({ xen: dom0, device: diskB, frontendDomid: 2, devid: DEVID, maxRingPageOrder: 0 });
+    // A small persistent-grant cache, so the hostile frontend keeps it full and forces evictions.
+    const backH = new Blkback({ xen: dom0, device: diskB, frontendDomid: 2, devid: DEVID, maxRingPageOrder: 0, maxPersistentGrants: 2 });
     await backA.start();
     await backH.start();
     const front = new Blkfront({ xen: domU, devid: DEVID });
@@ -76,7 +77,7 @@ describe("hostile frontend fuzz", () => {
     };
 
     // Hostile domain: its own ring to the same backend domain.
-    const hostile = new RawBlkifFrontend({ xen: domH, devid: DEVID });
+    const hostile = new RawBlkifFrontend({ xen: domH, devid: DEVID, persistent: true });
     await hostile.connect();
     await xen.settle();
     expect(backH.state).toBe(XENBUS_STATE.Connected);
@@ -172,10 +173,15 @@ describe("hostile frontend fuzz", () => {
     expect(backH.stats.zeroCopyCalls).toBeGreaterThan(1000);
     expect(reconnects).toBeGreaterThanOrEqual(9);
     expect(backH.stats.protocolErrors).toBeGreaterThanOrEqual(reconnects);
-    // Only the two rings stay mapped; nothing of domU's was ever mapped for the hostile backend.
-    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages + (backH.connected ? 1 : 0));
-    expect(domU.gnttab.entriesMapped).toBe(front.ringPages);
-    expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
+    // Only the two rings and the persistent grants stay mapped (the hostile ones within their
+    // bound); nothing of domU's was ever mapped for the hostile backend.
+    expect(backH.stats.persistentMaps).toBeGreaterThan(0);
+    expect(backH.stats.persistentEvictions).toBeGreaterThan(0);
+    expect(backH.persistentGrants).toBeLessThanOrEqual(2);
+    expect(backA.persistentGrants).toBe(front.persistentGrants);
+    expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages + front.persistentGrants + (backH.connected ? 1 + backH.persistentGrants : 0));
+    expect(domU.gnttab.entriesMapped).toBe(front.ringPages + front.persistentGrants);
+    expect(domU.gnttab.grantsInUse).toBe(front.ringPages + front.persistentGrants);
     void pathsA;
   });
 });

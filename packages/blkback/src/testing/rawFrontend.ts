@@ -14,6 +14,8 @@ export interface RawBlkifFrontendOptions {
   readonly ringPageOrder?: number;
   /** Frontend directory; default `device/vbd/<devid>` of the domain. */
   readonly frontendPath?: string;
+  /** Writes `feature-persistent` = 1 (default: the key is not written). */
+  readonly persistent?: boolean;
 }
 
 /**
@@ -31,6 +33,7 @@ export class RawBlkifFrontend {
   ringPages: Page[] = [];
   ringRefs: GrantRef[] = [];
   private readonly order: number;
+  private readonly persistent: boolean;
 
   constructor(o: RawBlkifFrontendOptions) {
     this.xen = o.xen;
@@ -38,6 +41,7 @@ export class RawBlkifFrontend {
     this.frontendPath = o.frontendPath ?? `/local/domain/${o.xen.domid}/device/vbd/${o.devid}`;
     this.backendDomid = o.backendDomid ?? 0;
     this.order = o.ringPageOrder ?? 0;
+    this.persistent = o.persistent ?? false;
   }
 
   /**
@@ -63,6 +67,7 @@ export class RawBlkifFrontend {
     }
     await xs.write(`${f}/event-channel`, String(this.port));
     await xs.write(`${f}/protocol`, this.layout.protocol);
+    if (this.persistent) await xs.write(`${f}/feature-persistent`, "1");
     await xs.write(`${f}/state`, String(XENBUS_STATE.Initialised));
   }
 
