@@ -82,6 +82,8 @@ export interface BlkbackStats {
   persistentHits: number;
   /** Persistent grants unmapped to stay under the limit. */
   persistentEvictions: number;
+  /** Events sent to the frontend (responses published past its rsp_event). */
+  notifications: number;
   /** Channels shut down because the frontend broke the ring protocol. */
   protocolErrors: number;
   connects: number;
@@ -151,7 +153,7 @@ export class Blkback {
   readonly stats: BlkbackStats = {
     requests: 0, reads: 0, writes: 0, flushes: 0, barriers: 0, discards: 0, indirect: 0,
     errors: 0, unsupported: 0, zeroCopyCalls: 0, bounced: 0, persistentMaps: 0, persistentHits: 0, persistentEvictions: 0,
-    protocolErrors: 0, connects: 0,
+    notifications: 0, protocolErrors: 0, connects: 0,
   };
   readonly backendPath: string;
   private readonly xen: XenServices;
@@ -532,7 +534,19 @@ export class Blkback {
       this.dispatch(ch, off);
     }
     if (take < n) this.kick(ch);
-    else if (ring.finalCheckForRequests()) this.kick(ch);
+    else this.checkForRequests(ch);
+  }
+
+  /**
+   * After a pass or a response: with requests still unanswered we will look at the ring again
+   * when the next one is answered, so we do not ask for events (no re-arming of `req_event`, as
+   * Linux 2.6.18's blkback make_response did); with none, RING_FINAL_CHECK_FOR_REQUESTS.
+   */
+  private checkForRequests(ch: Channel): void {
+    const ring = ch.ring;
+    if (ring.rspProdPvt !== ring.reqCons) {
+      if (ring.unconsumedRequests() > 0) this.kick(ch);
+    } else if (ring.finalCheckForRequests()) this.kick(ch);
   }
 
   /** Decodes (copies) one request and starts it; always ends in exactly one response. */
@@ -637,13 +651,14 @@ export class Blkback {
     }
     encodeBlkifResponse(ring.view, off, { id, operation, status }, ch.layout);
     if (ring.pushResponsesAndCheckNotify()) {
+      this.stats.notifications++;
       try {
         this.xen.evtchn.notify(ch.port);
       } catch (e) {
         this.log(`notify failed: ${String(e)}`);
       }
     }
-    if (ring.unconsumedRequests() > 0) this.kick(ch);
+    this.checkForRequests(ch);
   }
 
   /** Validates a sector range (in 512-byte units) against the disk; returns device sector and count. */

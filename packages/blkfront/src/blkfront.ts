@@ -71,6 +71,8 @@ export interface BlkfrontStats {
   bouncedPages: number;
   /** Pages granted persistently (pool growth; each is granted once per connection). */
   persistentGrants: number;
+  /** Events sent to the backend (requests published past its req_event). */
+  notifications: number;
   connects: number;
 }
 
@@ -138,7 +140,7 @@ interface BackendFeatures {
  */
 export class Blkfront implements BlockDevice {
   readonly stats: BlkfrontStats = {
-    requests: 0, responses: 0, reissued: 0, badResponses: 0, directPages: 0, bouncedPages: 0, persistentGrants: 0, connects: 0,
+    requests: 0, responses: 0, reissued: 0, badResponses: 0, directPages: 0, bouncedPages: 0, persistentGrants: 0, notifications: 0, connects: 0,
   };
   private readonly xen: XenServices;
   private readonly devid: number;
@@ -749,6 +751,7 @@ export class Blkfront implements BlockDevice {
       placed++;
     }
     if (placed > 0 && ch.ring.pushRequestsAndCheckNotify()) {
+      this.stats.notifications++;
       try {
         this.xen.evtchn.notify(ch.port);
       } catch (e) {

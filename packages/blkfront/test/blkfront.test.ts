@@ -193,6 +193,35 @@ describe("ordering", () => {
     expect(done).toEqual([2, 0, 3, 1]);
   });
 
+  it("does not notify the backend while it has requests unanswered; it picks them up as it answers", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    const { front, back, xen } = await rig({ disk, device: gated });
+    gated.gated = true;
+    const a = front.read(0, new Uint8Array(4096));
+    await xen.settle();
+    const events = front.stats.notifications;
+    expect(gated.held).toHaveLength(1);
+    // The backend owes a response: req_event is not re-armed, so B goes without an event...
+    const b = front.read(8, new Uint8Array(4096));
+    const c = front.read(16, new Uint8Array(4096));
+    await xen.settle();
+    expect(front.stats.notifications).toBe(events);
+    expect(gated.held).toHaveLength(1);
+    expect(back.stats.requests).toBe(1);
+    // ...and is taken from the ring when A is answered.
+    gated.held.shift()!.release();
+    await xen.settle();
+    expect(back.stats.requests).toBe(3);
+    await gated.releaseAll(xen);
+    await Promise.all([a, b, c]);
+    // Everything answered: the next request notifies again.
+    gated.gated = false;
+    await front.read(24, new Uint8Array(4096));
+    expect(front.stats.notifications).toBe(events + 1);
+  });
+
   it("flushes after the writes that completed before it, with FLUSH_DISKCACHE", async () => {
     const { front, disk, back } = await rig();
     await front.write(0, pattern(4096, 1));
