@@ -609,9 +609,9 @@ export class Blkback {
     // Linux answers an indirect request with its indirect_op (pending_req->operation).
     const operation = req.operation === BLKIF_OP.INDIRECT ? (req as { indirectOp: number }).indirectOp : req.operation;
     const before = ch.barrier;
-    const earlier = isBarrier ? [...ch.inflight] : [];
+    const earlier = isBarrier ? [...ch.inflight] : undefined;
     const run = async (): Promise<void> => {
-      if (isBarrier) await Promise.allSettled(earlier);
+      if (earlier !== undefined) await Promise.allSettled(earlier);
       else if (before) await before;
       let status: number;
       try {
@@ -787,18 +787,31 @@ export class Blkback {
    * directly (zero copy); otherwise the request goes through one bounce buffer.
    */
   private async transfer(sector: number, maps: readonly GrantMapping[], segs: readonly BlkifSegment[], write: boolean): Promise<boolean> {
+    // Runs of segments adjacent in one buffer become one view (one allocation per run).
     const pieces: Uint8Array[] = [];
+    let runBuffer: ArrayBufferLike | undefined;
+    let runStart = 0;
+    let runEnd = 0;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i]!;
-      const v = maps[i]!.bytes.subarray(s.firstSect * BLKIF_SECTOR_SIZE, (s.lastSect + 1) * BLKIF_SECTOR_SIZE);
-      const last = pieces[pieces.length - 1];
-      if (last !== undefined && last.buffer === v.buffer && last.byteOffset + last.byteLength === v.byteOffset) {
-        pieces[pieces.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + v.byteLength);
-      } else pieces.push(v);
+      const b = maps[i]!.bytes;
+      const from = b.byteOffset + s.firstSect * BLKIF_SECTOR_SIZE;
+      const to = b.byteOffset + (s.lastSect + 1) * BLKIF_SECTOR_SIZE;
+      if (b.buffer === runBuffer && from === runEnd) {
+        runEnd = to;
+        continue;
+      }
+      if (runBuffer !== undefined) pieces.push(new Uint8Array(runBuffer, runStart, runEnd - runStart));
+      runBuffer = b.buffer;
+      runStart = from;
+      runEnd = to;
     }
-    const ss = this.device.info.sectorSize;
+    if (runBuffer !== undefined) pieces.push(new Uint8Array(runBuffer, runStart, runEnd - runStart));
     const dev = this.device;
-    if (pieces.every((p) => p.byteLength % ss === 0)) {
+    const ss = dev.info.sectorSize;
+    let whole = true;
+    for (const p of pieces) if (p.byteLength % ss !== 0) whole = false;
+    if (whole) {
       // One scatter-gather request when the device takes one (the ATA driver builds one PRD list
       // over all the granted pages); else a call per piece.
       if (pieces.length > 1 && (write ? dev.writev : dev.readv) !== undefined) {

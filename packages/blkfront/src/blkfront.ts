@@ -654,16 +654,24 @@ export class Blkfront implements BlockDevice {
 
   // ---------------------------------------------------------------- BlockDevice
 
-  async read(sector: number, dst: Uint8Array): Promise<void> {
-    const err = this.check(sector, dst.length, false);
-    if (err) throw err;
-    await this.rw("read", sector, dst, undefined);
+  read(sector: number, dst: Uint8Array): Promise<void> {
+    try {
+      const err = this.check(sector, dst.length, false);
+      if (err) return Promise.reject(err);
+      return this.rw("read", sector, dst, undefined);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
-  async write(sector: number, src: Uint8Array): Promise<void> {
-    const err = this.check(sector, src.length, true);
-    if (err) throw err;
-    await this.rw("write", sector, undefined, src);
+  write(sector: number, src: Uint8Array): Promise<void> {
+    try {
+      const err = this.check(sector, src.length, true);
+      if (err) return Promise.reject(err);
+      return this.rw("write", sector, undefined, src);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   async flush(): Promise<void> {
@@ -703,16 +711,23 @@ export class Blkfront implements BlockDevice {
   }
 
   /** Splits a transfer into ring requests of at most the segments one request can carry. */
-  private async rw(kind: "read" | "write", sector: number, dst: Uint8Array | undefined, src: Uint8Array | undefined): Promise<void> {
+  private rw(kind: "read" | "write", sector: number, dst: Uint8Array | undefined, src: Uint8Array | undefined): Promise<void> {
     const buf = (dst ?? src)!;
     const per = this.info.sectorSize / BLKIF_SECTOR_SIZE;
     const maxSegs = this.features.indirect > 0 ? this.features.indirect : BLKIF_MAX_SEGMENTS_PER_REQUEST;
     const chunk = maxSegs * PAGE_SIZE;
+    const op = kind === "read" ? BLKIF_OP.READ : BLKIF_OP.WRITE;
+    // One ring request: no split bookkeeping.
+    if (buf.length <= chunk) return this.submit(kind, op, sector * per, buf.length, dst, src);
+    return this.rwSplit(kind, op, sector * per, chunk, dst, src);
+  }
+
+  private async rwSplit(kind: "read" | "write", op: number, sector512: number, chunk: number, dst: Uint8Array | undefined, src: Uint8Array | undefined): Promise<void> {
+    const buf = (dst ?? src)!;
     const parts: Promise<void>[] = [];
     for (let o = 0; o < buf.length; o += chunk) {
       const len = Math.min(chunk, buf.length - o);
-      const op = kind === "read" ? BLKIF_OP.READ : BLKIF_OP.WRITE;
-      parts.push(this.submit(kind, op, sector * per + o / BLKIF_SECTOR_SIZE, len, dst?.subarray(o, o + len), src?.subarray(o, o + len)));
+      parts.push(this.submit(kind, op, sector512 + o / BLKIF_SECTOR_SIZE, len, dst?.subarray(o, o + len), src?.subarray(o, o + len)));
     }
     const results = await Promise.allSettled(parts);
     for (const r of results) if (r.status === "rejected") throw r.reason;
