@@ -818,6 +818,16 @@ export class Blkback {
         this.stats.zeroCopyCalls++;
         return this.deviceOk(() => (write ? writeVectored(dev, sector, pieces) : readVectored(dev, sector, pieces)));
       }
+      if (pieces.length === 1) {
+        this.stats.zeroCopyCalls++;
+        const p = pieces[0]!;
+        try {
+          await (write ? dev.write(sector, p) : dev.read(sector, p));
+          return true;
+        } catch {
+          return false;
+        }
+      }
       const calls: Promise<void>[] = [];
       let at = sector;
       for (const p of pieces) {

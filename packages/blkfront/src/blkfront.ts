@@ -167,7 +167,9 @@ export class Blkfront implements BlockDevice {
   private features: BackendFeatures = { flushOp: undefined, discard: false, indirect: 0, persistent: false };
   private nextId = 1n;
   /** Requests not on the ring (new, or to be reissued), in order. */
-  private readonly waiting: Shadow[] = [];
+  private readonly waiting: (Shadow | undefined)[] = [];
+  /** Index of the first waiting request in `waiting` (a queue: taking one is O(1)). */
+  private waitHead = 0;
   /** Requests on the ring, by id. */
   private readonly inflight = new Map<bigint, Shadow>();
   /** Grants the backend still had mapped when we ended them, with the pages to free after. */
@@ -221,7 +223,7 @@ export class Blkfront implements BlockDevice {
 
   /** Requests made and not yet answered. */
   get pending(): number {
-    return this.waiting.length + this.inflight.size;
+    return this.waiting.length - this.waitHead + this.inflight.size;
   }
 
   /** Ring pages in use (2^ring-page-order), 0 when disconnected. */
@@ -511,7 +513,8 @@ export class Blkfront implements BlockDevice {
       // Pool pages go with the connection; a reissue copies the caller's data in again.
       s.pooled = [];
     }
-    this.waiting.unshift(...back);
+    this.waiting.splice(0, this.waitHead, ...back);
+    this.waitHead = 0;
     this.dropPool();
     this.retryDeferred();
   }
@@ -520,7 +523,9 @@ export class Blkfront implements BlockDevice {
     if (this.dead) return;
     this.dead = err;
     this.teardown();
-    const all = this.waiting.splice(0);
+    const all = this.waiting.splice(this.waitHead) as Shadow[];
+    this.waiting.length = 0;
+    this.waitHead = 0;
     for (const s of all) {
       this.freePages(s);
       s.reject(err);
@@ -747,22 +752,34 @@ export class Blkfront implements BlockDevice {
     });
   }
 
+  /** Drops the first waiting request (the caller holds it). */
+  private dequeue(): void {
+    this.waiting[this.waitHead++] = undefined;
+    if (this.waitHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitHead = 0;
+    } else if (this.waitHead >= 1024 && this.waitHead * 2 >= this.waiting.length) {
+      this.waiting.splice(0, this.waitHead);
+      this.waitHead = 0;
+    }
+  }
+
   /** Places waiting requests on the ring while it has room, then notifies if the backend asked. */
   private pump(): void {
     const ch = this.channel;
     if (ch === undefined || this.xsState !== XENBUS_STATE.Connected) return;
     let placed = 0;
-    while (this.waiting.length > 0 && ch.ring.freeRequests() > 0) {
-      const s = this.waiting[0]!;
+    while (this.waitHead < this.waiting.length && ch.ring.freeRequests() > 0) {
+      const s = this.waiting[this.waitHead]!;
       if (!this.place(ch, s)) {
         // Out of pages or grant entries: wait for completions to free some, unless none will come.
         if (this.inflight.size > 0) break;
-        this.waiting.shift();
+        this.dequeue();
         this.freePages(s);
         s.reject(new BlockError("io", "blkfront: out of pages or grant entries"));
         continue;
       }
-      this.waiting.shift();
+      this.dequeue();
       placed++;
     }
     if (placed > 0 && ch.ring.pushRequestsAndCheckNotify()) {

@@ -302,6 +302,27 @@ describe("lifecycle", () => {
     expect(xen.errors).toEqual([]);
   });
 
+  it("reissues a full ring and the requests queued behind it, in order, after a reconnect", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    for (let i = 0; i < 40; i++) disk.data.set(pattern(512, 100 + i), i * 8 * 512);
+    const gated = new GatedDevice(disk);
+    const { front, back, xen } = await rig({ disk, device: gated, front: { maxRingPageOrder: 0 } });
+    const outs = Array.from({ length: 40 }, () => new Uint8Array(512));
+    const reads = outs.map((o, i) => front.read(i * 8, o));
+    await xen.settle();
+    expect(front.pending).toBe(40);
+    const reset = back.reset();
+    await xen.settle();
+    await gated.releaseAll(xen);
+    await reset;
+    await gated.releaseAll(xen);
+    await Promise.all(reads);
+    for (let i = 0; i < 40; i++) expect(same(outs[i]!, pattern(512, 100 + i))).toBe(true);
+    expect(front.pending).toBe(0);
+    expect(front.stats.reissued).toBeGreaterThan(0);
+    expect(xen.errors).toEqual([]);
+  });
+
   it("fails pending and later requests with closed when the backend goes away for good", async () => {
     const disk = new MemoryBlockDevice(1024);
     const gated = new GatedDevice(disk);
