@@ -120,6 +120,8 @@ interface Channel {
   readonly persistent: Map<number, PersistentGrant> | undefined;
   /** Use counter for the persistent grants' LRU stamps. */
   uses: number;
+  /** Persistent grants some request is using (users > 0): when all are, there is nothing to purge. */
+  busy: number;
 }
 
 interface Failure {
@@ -449,7 +451,7 @@ export class Blkback {
     }
     const ch: Channel = {
       ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Set(), barrier: undefined,
-      persistent: persistent ? new Map() : undefined, uses: 0,
+      persistent: persistent ? new Map() : undefined, uses: 0, busy: 0,
     };
     (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.kick(ch));
     this.channel = ch;
@@ -702,7 +704,7 @@ export class Blkback {
       if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
       return BLKIF_RSP.OKAY;
     } finally {
-      this.release(held);
+      this.release(ch, held);
     }
   }
 
@@ -719,7 +721,8 @@ export class Blkback {
       let g = cache.get(gref);
       if (g !== undefined) this.stats.persistentHits++;
       else {
-        if (cache.size >= this.maxPersistentGrants) this.purge(cache);
+        // Only when some are idle: a frontend keeping them all busy costs no scan per miss.
+        if (cache.size >= this.maxPersistentGrants && ch.busy < cache.size) this.purge(cache);
         if (cache.size < this.maxPersistentGrants) {
           let m: GrantMapping | undefined;
           try {
@@ -737,7 +740,7 @@ export class Blkback {
         }
       }
       if (g !== undefined) {
-        g.users++;
+        if (g.users++ === 0) ch.busy++;
         g.stamp = ++ch.uses;
         held.pinned.push(g);
         return g.mapping;
@@ -749,8 +752,8 @@ export class Blkback {
     return m;
   }
 
-  private release(held: Held): void {
-    for (const g of held.pinned) g.users--;
+  private release(ch: Channel, held: Held): void {
+    for (const g of held.pinned) if (--g.users === 0) ch.busy--;
     for (const m of held.transient) this.unmap(m);
   }
 
@@ -892,7 +895,7 @@ export class Blkback {
       const v = new DataView(m.bytes.buffer, m.bytes.byteOffset, PAGE_SIZE);
       const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nrSegments - i * BLKIF_SEGS_PER_INDIRECT_FRAME);
       for (let k = 0; k < n; k++) segs.push(decodeBlkifSegment(v, k * 8));
-      this.release(held);
+      this.release(ch, held);
     }
     return this.rw(ch, sector512, segs, op === BLKIF_OP.WRITE, false);
   }

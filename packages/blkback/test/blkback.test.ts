@@ -450,6 +450,22 @@ describe("blkback persistent grants", () => {
     expect(await use(21)).toBe(1);
   });
 
+  it("maps the grants beyond the limit of a request for that request only, without evicting its own", async () => {
+    const { front, send, dom0, back } = await setup({ persistent: true, back: { maxPersistentGrants: 4 } });
+    const pages = Array.from({ length: 11 }, () => front.grantPage(false));
+    const r = await send([rw(BLKIF_OP.READ, 1n, 0, pages.map((p) => seg(p.ref)[0]!))]);
+    expect(r.get(1n)!.status).toBe(BLKIF_RSP.OKAY);
+    expect(back.persistentGrants).toBe(4);
+    expect(back.stats.persistentEvictions).toBe(0);
+    expect(back.stats.persistentMaps).toBe(4);
+    expect(dom0.gnttab.mappingsHeld).toBe(1 + 4);
+    // Idle now: the next miss evicts the least recently used one.
+    const extra = front.grantPage(false);
+    expect((await send([rw(BLKIF_OP.READ, 2n, 0, seg(extra.ref))])).get(2n)!.status).toBe(BLKIF_RSP.OKAY);
+    expect(back.stats.persistentEvictions).toBe(1);
+    expect(back.persistentGrants).toBe(4);
+  });
+
   it("answers a gref that was revoked or re-granted after eviction with errors, never touching the old page", async () => {
     const { front, send, dom0, domU, back, disk } = await setup({ persistent: true, back: { maxPersistentGrants: 1 } });
     disk.data.fill(0x77, 0, 4096);
