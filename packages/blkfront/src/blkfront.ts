@@ -875,6 +875,9 @@ export class Blkfront implements BlockDevice {
    * copies a write's data in and names the pool's grants. Nothing is granted or ended per request.
    */
   private placePersistent(ch: Channel, s: Shadow, handle: number): boolean {
+    // Pages of a placement made before a reconnect without persistent grants: the data is copied
+    // from the caller's buffer again, so they go.
+    if (s.pages.length > 0) this.freePages(s);
     const nData = Math.ceil(s.length / PAGE_SIZE);
     const indirect = nData > BLKIF_MAX_SEGMENTS_PER_REQUEST;
     const nInd = indirect ? Math.ceil(nData / BLKIF_SEGS_PER_INDIRECT_FRAME) : 0;

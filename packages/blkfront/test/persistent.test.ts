@@ -3,7 +3,7 @@ import { XENBUS_STATE } from "@paravirt/device-channel";
 import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
 import { describe, expect, it } from "vitest";
 import { Blkfront } from "../src/index.ts";
-import { DEVID, pattern, rig, same } from "./harness.ts";
+import { DEVID, GatedDevice, pattern, rig, same, settled } from "./harness.ts";
 
 /** Writes and reads back transfers of many shapes (partial pages, 11+ pages: indirect), several at once. */
 async function roundTrips(front: Blkfront, disk: MemoryBlockDevice, seed: number): Promise<void> {
@@ -103,6 +103,42 @@ describe("persistent grants", () => {
     await xen.settle();
     expect(domU.gnttab.grantsInUse).toBe(front.ringPages);
     expect(dom0.gnttab.mappingsHeld).toBe(front.ringPages);
+    expect(xen.errors).toEqual([]);
+  });
+});
+
+describe("persistent grants across reconnects", () => {
+  it("reissues a request placed without persistent grants through a persistent backend's pool, freeing its old pages", async () => {
+    const disk = new MemoryBlockDevice(1024);
+    const gated = new GatedDevice(disk);
+    gated.gated = false;
+    const { front, back, xen, dom0, domU } = await rig({ disk, device: gated, back: { persistent: false } });
+    expect(front.persistent).toBe(false);
+    gated.gated = true;
+    const data = pattern(3 * 4096, 77);
+    const w = front.write(64, data);
+    await xen.settle();
+    expect(gated.held).toHaveLength(1);
+    const stopped = back.stop();
+    await xen.settle();
+    // The old backend finishes the write at the device but never answers it.
+    await gated.releaseAll(xen);
+    await stopped;
+    gated.gated = false;
+    disk.data.fill(0, 64 * 512, 64 * 512 + data.length);
+    const fresh = new Blkback({ xen: dom0, device: gated, frontendDomid: 1, devid: DEVID });
+    await fresh.start();
+    await settled(xen, w);
+    expect(front.persistent).toBe(true);
+    expect(front.stats.reissued).toBe(1);
+    expect(same(disk.data.subarray(64 * 512, 64 * 512 + data.length), data)).toBe(true);
+    await xen.settle();
+    expect(domU.memory.allocated).toBe(front.ringPages + front.persistentGrants);
+    await front.close();
+    await xen.settle();
+    expect(domU.memory.allocated).toBe(0);
+    expect(domU.gnttab.grantsInUse).toBe(0);
+    expect(dom0.gnttab.mappingsHeld).toBe(0);
     expect(xen.errors).toEqual([]);
   });
 });
