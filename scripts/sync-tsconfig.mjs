@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Writes the root tsconfig.json (a solution file: references only) from the workspace's packages,
-// and checks that every package's tsconfig references are exactly its workspace dependencies.
-// Usage: node scripts/sync-tsconfig.mjs [--check]
+// and every package's tsconfig `references` from its workspace dependencies (a missing reference
+// means `tsc -b` does not build a dependency the package's dist imports at run time).
+// Usage: node scripts/sync-tsconfig.mjs [--check]   (--check writes nothing and fails on a difference)
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
@@ -18,7 +19,13 @@ for (const d of dirs) {
   const want = deps.map((n) => relative(d, byName.get(n))).sort();
   const ts = JSON.parse(readFileSync(join(d, "tsconfig.json"), "utf8"));
   const have = (ts.references ?? []).map((r) => r.path.replace(/\/$/, "")).sort();
-  if (JSON.stringify(want) !== JSON.stringify(have)) problems.push(`${relative(root, d)}/tsconfig.json references ${JSON.stringify(have)}, dependencies say ${JSON.stringify(want)}`);
+  if (JSON.stringify(want) !== JSON.stringify(have)) {
+    if (check) problems.push(`${relative(root, d)}/tsconfig.json references ${JSON.stringify(have)}, dependencies say ${JSON.stringify(want)}`);
+    else {
+      ts.references = want.map((path) => ({ path }));
+      writeFileSync(join(d, "tsconfig.json"), JSON.stringify(ts, null, 2) + "\n");
+    }
+  }
 }
 const solution = JSON.stringify({ files: [], references: dirs.map((d) => ({ path: relative(root, d) })) }, null, 2) + "\n";
 const current = readFileSync(join(root, "tsconfig.json"), "utf8");

@@ -14,6 +14,8 @@ const dirs = [
 // Reports are turbo outputs: a cache hit restores them, a run rewrites them. Remove stale ones first
 // so the summary only counts this run's packages.
 for (const dir of dirs) rmSync(join(dir, ".vitest-report.json"), { force: true });
+// Project references must match workspace dependencies (else `tsc -b` skips a dependency's build).
+const refs = spawnSync(process.execPath, [join(root, "scripts", "sync-tsconfig.mjs"), "--check"], { cwd: root, stdio: "inherit" });
 // Vitest strips types without checking them: type-check every package's sources and tests first.
 const tsc = spawnSync("pnpm", ["exec", "tsc", "-p", "tsconfig.test.json"], { cwd: root, stdio: "inherit" });
 if (tsc.status !== 0) console.error("type check failed (tsc -p tsconfig.test.json)");
@@ -43,7 +45,7 @@ for (const dir of dirs) {
   }
 }
 for (const b of broken) console.error(`unreadable test report: ${b}`);
-const code = turbo.status === 0 && tsc.status === 0 ? 0 : 1;
+const code = turbo.status === 0 && tsc.status === 0 && refs.status === 0 ? 0 : 1;
 if (code !== 0 && failed === 0) failed = 1; // a type error, or a package that failed before its report
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(code !== 0 || failed > 0 || broken.length > 0 ? 1 : 0);
