@@ -148,27 +148,12 @@ export class RawImageFile implements BlockDevice {
     if (err) return Promise.reject(err);
     return this.track(async () => {
       const base = sector * this.info.sectorSize;
-      const total = buffers.reduce((n, b) => n + b.length, 0);
       const { bytesRead } = await this.handle.readv(buffers as Uint8Array[], base);
-      if (bytesRead < total) {
-        // A short read: finish piecewise (end of file is an error, as for read()).
-        let skip = bytesRead;
-        let at = base + bytesRead;
-        for (const b of buffers) {
-          if (skip >= b.length) {
-            skip -= b.length;
-            continue;
-          }
-          let done = skip;
-          skip = 0;
-          while (done < b.length) {
-            const r = await this.handle.read(b, done, b.length - done, at);
-            if (r.bytesRead === 0) throw new BlockError("io", `${this.path}: unexpected end of file at byte ${at}`);
-            done += r.bytesRead;
-            at += r.bytesRead;
-          }
-        }
-      }
+      await finishVector(buffers, base, bytesRead, async (b, off, at) => {
+        const { bytesRead: n } = await this.handle.read(b, off, b.length - off, at);
+        if (n === 0) throw new BlockError("io", `${this.path}: unexpected end of file at byte ${at}`);
+        return n;
+      });
     });
   }
 
@@ -178,26 +163,8 @@ export class RawImageFile implements BlockDevice {
     if (err) return Promise.reject(err);
     return this.track(async () => {
       const base = sector * this.info.sectorSize;
-      const total = buffers.reduce((n, b) => n + b.length, 0);
       const { bytesWritten } = await this.handle.writev(buffers as Uint8Array[], base);
-      if (bytesWritten < total) {
-        // A short write: the rest, piecewise.
-        let skip = bytesWritten;
-        let at = base + bytesWritten;
-        for (const b of buffers) {
-          if (skip >= b.length) {
-            skip -= b.length;
-            continue;
-          }
-          let done = skip;
-          skip = 0;
-          while (done < b.length) {
-            const w = await this.handle.write(b, done, b.length - done, at);
-            done += w.bytesWritten;
-            at += w.bytesWritten;
-          }
-        }
-      }
+      await finishVector(buffers, base, bytesWritten, async (b, off, at) => (await this.handle.write(b, off, b.length - off, at)).bytesWritten);
     });
   }
 
@@ -254,5 +221,32 @@ function openError(path: string, e: unknown): DiskImageError {
       return new DiskImageError("not-a-file", path, "is a directory", { cause: e });
     default:
       return new DiskImageError("io", path, String(e), { cause: e });
+  }
+}
+
+/**
+ * After a vectored transfer that moved only `done` bytes (a short readv/writev), moves the rest
+ * piece by piece with `step(buffer, offsetInBuffer, filePosition)`, which returns the bytes moved.
+ */
+async function finishVector(
+  buffers: readonly Uint8Array[],
+  base: number,
+  done: number,
+  step: (b: Uint8Array, off: number, at: number) => Promise<number>,
+): Promise<void> {
+  let skip = done;
+  let at = base + done;
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    let off = skip;
+    skip = 0;
+    while (off < b.length) {
+      const n = await step(b, off, at);
+      off += n;
+      at += n;
+    }
   }
 }

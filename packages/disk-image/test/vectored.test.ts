@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BlockError } from "@paravirt/vm-interfaces";
@@ -19,6 +19,19 @@ describe("scatter-gather I/O", () => {
     await img.close();
     const file = readFileSync(path);
     expect([file[3 * 512 - 1], file[3 * 512], file[5 * 512], file[6 * 512], file[7 * 512]]).toEqual([0, 1, 2, 3, 0]);
+  });
+
+  it("finishes a short readv piecewise, and reports a file that shrank underneath as an I/O error", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "vec-")), "d.img");
+    const img = await RawImageFile.open(path, { create: 16 * 512 });
+    await img.writev(0, [fill(4096, 7), fill(4096, 8)]);
+    truncateSync(path, 6 * 512); // the host file loses its tail while the image is open
+    const a = new Uint8Array(4 * 512);
+    const b = new Uint8Array(4 * 512);
+    await expect(img.readv(0, [a, b])).rejects.toMatchObject({ kind: "io" });
+    expect(a.every((x) => x === 7)).toBe(true); // what was there was read
+    expect(b.subarray(0, 1024).every((x) => x === 8)).toBe(true);
+    await img.close();
   });
 
   it("refuses a vector that leaves the disk or has a partial sector, writing nothing", async () => {
