@@ -142,8 +142,33 @@ export function addDomU(m: Machine, name: string, memoryPages = 4096): Guest {
   return { domain: dU, kernel };
 }
 
-/** dom0's blkback instances, by back-end path. */
-const blkbacks = new WeakMap<Machine, Map<string, Blkback>>();
+/** dom0's vbd service on a machine: the disk behind each vbd, and the blkback serving it. */
+interface VbdService {
+  /** Disk by `<frontend domid>/<devid>`. */
+  readonly disks: Map<string, BlockDevice>;
+  /** Blkback by back-end path. */
+  readonly blkbacks: Map<string, Blkback>;
+}
+
+const vbdServices = new WeakMap<Machine, VbdService>();
+
+/** dom0's vbd service, registering dom0's blkback driver for every vbd the first time. */
+async function vbdService(m: Machine): Promise<VbdService> {
+  const known = vbdServices.get(m);
+  if (known !== undefined) return known;
+  const service: VbdService = { disks: new Map(), blkbacks: new Map() };
+  vbdServices.set(m, service);
+  await m.run(
+    m.dom0.kernel.backends.register("vbd", (d) => {
+      const dev = service.disks.get(`${d.frontendDomid}/${d.devid}`);
+      if (dev === undefined) throw new Error(`no disk configured for vbd ${d.frontendDomid}/${d.devid}`);
+      const bb = new Blkback({ xen: d.xen, device: dev, frontendDomid: d.frontendDomid, devid: d.devid, backendPath: d.backendPath, log: (l) => m.say(m.clock.now(), "dom0/blkback", l) });
+      service.blkbacks.set(d.backendPath, bb);
+      return { start: () => bb.start(), stop: () => bb.stop() };
+    }),
+  );
+  return service;
+}
 
 /**
  * Gives `guest` a vbd backed by `device` in dom0: the toolstack writes the xenstore
@@ -151,24 +176,8 @@ const blkbacks = new WeakMap<Machine, Map<string, Blkback>>();
  */
 export async function addVbd(m: Machine, guest: Guest, device: BlockDevice & { name?: string }, devid = XVDA): Promise<{ blkfront: Blkfront; blkback: Blkback }> {
   const d0 = m.dom0;
-  let byPath = blkbacks.get(m);
-  if (byPath === undefined) {
-    byPath = new Map();
-    blkbacks.set(m, byPath);
-    // The first vbd registers dom0's blkback driver for every vbd from now on.
-    const registry = byPath;
-    const devices = vbdDevices(m);
-    await m.run(
-      d0.kernel.backends.register("vbd", (d) => {
-        const dev = devices.get(`${d.frontendDomid}/${d.devid}`);
-        if (dev === undefined) throw new Error(`no disk configured for vbd ${d.frontendDomid}/${d.devid}`);
-        const bb = new Blkback({ xen: d.xen, device: dev, frontendDomid: d.frontendDomid, devid: d.devid, backendPath: d.backendPath, log: (l) => m.say(m.clock.now(), "dom0/blkback", l) });
-        registry.set(d.backendPath, bb);
-        return { start: () => bb.start(), stop: () => bb.stop() };
-      }),
-    );
-  }
-  vbdDevices(m).set(`${guest.domain.domid}/${devid}`, device);
+  const svc = await vbdService(m);
+  svc.disks.set(`${guest.domain.domid}/${devid}`, device);
   const paths = await m.run(
     addXenbusDevice(m.toolstack, {
       kind: "vbd",
@@ -189,16 +198,9 @@ export async function addVbd(m: Machine, guest: Guest, device: BlockDevice & { n
       return { connect: () => bf.connect(), close: () => bf.close() };
     }),
   );
-  const blkback = byPath.get(paths.backend);
+  const blkback = svc.blkbacks.get(paths.backend);
   if (blkfront === undefined || blkback === undefined) throw new Error(`vbd ${devid} of ${guest.kernel.name} did not connect`);
   return { blkfront, blkback };
-}
-
-const vbdDeviceMaps = new WeakMap<Machine, Map<string, BlockDevice>>();
-function vbdDevices(m: Machine): Map<string, BlockDevice> {
-  let d = vbdDeviceMaps.get(m);
-  if (d === undefined) vbdDeviceMaps.set(m, (d = new Map()));
-  return d;
 }
 
 export interface Xen2Options {
