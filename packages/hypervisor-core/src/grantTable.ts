@@ -170,10 +170,23 @@ export class GrantTableOps {
     return false;
   }
 
-  /** GNTTABOP_copy: one status per op, in order; a failed op copies nothing. */
+  /**
+   * GNTTABOP_copy: one status per op, in order; a failed op copies nothing. Every op is
+   * checked on its own (a batch from one back end typically names one granter: its lookup
+   * is kept from one op to the next, nothing else is).
+   */
   copy(caller: Domain, ops: readonly CopyOp[]): number[] {
-    return ops.map((op) => this.copyOne(caller, op));
+    const out = new Array<number>(ops.length);
+    this.granterId = -1;
+    for (let i = 0; i < ops.length; i++) out[i] = this.copyOne(caller, ops[i]!);
+    this.granterId = -1;
+    this.granter = undefined;
+    return out;
   }
+
+  /** The granting domain the previous op of this GNTTABOP_copy named (by domid), if any. */
+  private granterId = -1;
+  private granter: Domain | undefined;
 
   private copyOne(caller: Domain, op: CopyOp): number {
     const len = op.length;
@@ -182,37 +195,44 @@ export class GrantTableOps {
     if (src < 0) return src;
     const dst = this.resolvePtr(caller, op.dest, len, true);
     if (dst < 0) return dst;
-    const mem = this.hv.memory.bytes;
-    mem.copyWithin(dst, src, src + len);
+    this.hv.memory.bytes.copyWithin(dst, src, src + len);
     return GNTST.okay;
   }
 
-  /** Machine address for one side of a copy, or a GNTST status (small negative). */
+  /**
+   * Machine address for one side of a copy, or a GNTST status (small negative). A grant
+   * reference must name an entry granting the caller access (GTF_permit_access, its domid;
+   * not GTF_readonly when written) to a RAM frame its granter owns [grant_table.c
+   * __acquire_grant_for_copy]; a frame must be the caller's own RAM.
+   */
   private resolvePtr(caller: Domain, p: CopyPtr, len: number, write: boolean): number {
-    if (!Number.isInteger(p.offset) || p.offset < 0 || p.offset + len > PAGE_SIZE) return GNTST.bad_copy_arg;
+    const offset = p.offset;
+    if (!Number.isInteger(offset) || offset < 0 || offset + len > PAGE_SIZE) return GNTST.bad_copy_arg;
     if ("ref" in p) {
-      const rd = p.domid === DOMID.SELF ? caller : this.hv.domain(p.domid);
+      let rd: Domain | undefined;
+      if (p.domid === this.granterId) rd = this.granter;
+      else {
+        rd = p.domid === DOMID.SELF ? caller : this.hv.domain(p.domid);
+        this.granterId = p.domid;
+        this.granter = rd;
+      }
       if (rd === undefined || !rd.alive) return GNTST.bad_domain;
-      if (!Number.isInteger(p.ref) || p.ref < 0 || p.ref >= this.entries(rd)) return GNTST.bad_gntref;
-      const at = this.entryAddress(rd, p.ref);
+      const ref = p.ref;
+      if (!Number.isInteger(ref) || ref < 0 || ref >= rd.grantFrames.length * GRANT_ENTRIES_PER_FRAME_V1) return GNTST.bad_gntref;
+      const at = this.entryAddress(rd, ref);
       const dv = this.hv.memory.dv;
       const flags = dv.getUint16(at + GRANT_ENTRY_V1.FLAGS, true);
-      const dom = dv.getUint16(at + GRANT_ENTRY_V1.DOMID, true);
-      if ((flags & GTF.type_mask) !== GTF.permit_access || dom !== caller.domid) {
-        caller.violations++;
-        return GNTST.general_error;
-      }
-      if (write && (flags & GTF.readonly) !== 0) {
+      if ((flags & GTF.type_mask) !== GTF.permit_access || dv.getUint16(at + GRANT_ENTRY_V1.DOMID, true) !== caller.domid || (write && (flags & GTF.readonly) !== 0)) {
         caller.violations++;
         return GNTST.general_error;
       }
       const mfn = this.frameToMfn(rd, dv.getUint32(at + GRANT_ENTRY_V1.FRAME, true));
       if (mfn < 0) return GNTST.bad_page;
-      return mfn * PAGE_SIZE + p.offset;
+      return mfn * PAGE_SIZE + offset;
     }
     const mfn = this.frameToMfn(caller, p.frame);
     if (mfn < 0) return GNTST.bad_page;
-    return mfn * PAGE_SIZE + p.offset;
+    return mfn * PAGE_SIZE + offset;
   }
 
   /** Unmaps every grant `d` holds (domain destruction: gnttab_release_mappings). */

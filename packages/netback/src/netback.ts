@@ -11,7 +11,7 @@
  * costs it its own packets.
  */
 import {
-  BackRing, NETIF_RSP, NETIF_RX_ENTRY_SIZE, NETIF_TX_REQUEST, NETIF_TX_ENTRY_SIZE, NETRXF, NETTXF, XENBUS_STATE,
+  BackRing, NETIF_RSP, XEN_NETIF_NR_SLOTS_MIN, NETIF_RX_ENTRY_SIZE, NETIF_TX_REQUEST, NETIF_TX_ENTRY_SIZE, NETRXF, NETTXF, XENBUS_STATE,
   decodeNetifRxRequest, encodeNetifRxResponse, encodeNetifTxResponse, parseXenbusState, xenbusStateName,
 } from "@paravirt/device-channel";
 import {
@@ -52,6 +52,9 @@ export interface NetbackStats {
 /** The MAC Linux gives the dom0 side of every vif (never used on the wire). */
 const VIF_MAC = Uint8Array.of(0xfe, 0xff, 0xff, 0xff, 0xff, 0xff);
 
+/** One-slot packets copied by one GNTTABOP_copy (Linux's netback batches its TX copy ops too). */
+const TX_BATCH = 64;
+
 export class Netback {
   readonly stats: NetbackStats = { txPackets: 0, txBytes: 0, txSlots: 0, txErrors: 0, rxPackets: 0, rxBytes: 0, rxDropped: 0, events: 0 };
   /** The domain's side of the vif: send() delivers to the guest, onReceive hears what it transmits. */
@@ -70,7 +73,10 @@ export class Netback {
   private ports: Port[] = [];
   private unsubscribe: (() => void)[] = [];
   private unwatch: (() => Promise<void>) | undefined;
+  /** Pages TX copies into (one per batched packet, or per slot of a larger packet). */
   private pool: Page[] = [];
+  /** The page RX frames are staged in for their grant copy into the guest's buffers. */
+  private rxPage: Page | undefined;
   private readonly rxQueue: Uint8Array[] = [];
   private receiver: ((frame: Uint8Array) => void) | undefined;
   private linkHandler: ((up: boolean) => void) | undefined;
@@ -184,7 +190,12 @@ export class Netback {
         this.ports.push(pRx);
         this.unsubscribe.push(this.xen.evtchn.onEvent(pRx, () => this.onEvent()));
       }
-      while (this.pool.length < 18) this.pool.push(this.xen.pages.allocPage());
+      // A page per batched packet (one GNTTABOP_copy each), at least a largest packet's slots.
+      while (this.pool.length < Math.max(TX_BATCH, XEN_NETIF_NR_SLOTS_MIN)) this.pool.push(this.xen.pages.allocPage());
+      this.copyOps = this.pool.slice(0, TX_BATCH).map((pg) => ({ source: { ref: 0, domid: this.frontendDomid, offset: 0 }, dest: { frame: pg.frame, offset: 0 }, length: 0 }));
+      this.copyLists = this.copyOps.map((_, i) => this.copyOps.slice(0, i + 1));
+      this.lent = this.pool.map((pg) => pg.bytes.subarray(0, 0));
+      this.rxPage = this.xen.pages.allocPage();
     } catch (e) {
       this.disconnect();
       return this.fail(`cannot connect: ${e instanceof Error ? e.message : String(e)}`);
@@ -221,6 +232,13 @@ export class Netback {
       }
     }
     for (const pg of this.pool.splice(0)) this.xen.pages.freePage(pg);
+    if (this.rxPage !== undefined) this.xen.pages.freePage(this.rxPage);
+    this.rxPage = undefined;
+    this.copyOps = [];
+    this.copyLists = [];
+    this.lent = [];
+    this.batched = 0;
+    this.copies = 0;
     this.tx = undefined;
     this.rx = undefined;
     this.rxQueue.length = 0;
@@ -253,18 +271,23 @@ export class Netback {
         return;
       }
       let left = pending;
-      while (left > 0) {
-        // The common case, a packet in one slot with no extra info, without decoding objects.
+      while (left > 0 && this.connected) {
+        // The common case, a packet in one slot with no extra info: batched, without decoding objects.
         if ((ring.view.getUint16(ring.slot(ring.reqCons) + NETIF_TX_REQUEST.FLAGS, true) & (NETTXF.more_data | NETTXF.extra_info)) === 0) {
-          this.transmitOneSlot(ring);
+          this.takeOneSlot(ring);
           left--;
+          if (this.batched === TX_BATCH) this.transmitBatch(ring);
           continue;
         }
+        // A packet of several slots goes after the one-slot packets before it (slot order).
+        this.transmitBatch(ring);
         const n = peekPacketSlots(ring, left);
         if (n === 0) break; // the rest of a packet is not published yet
         left -= n;
         this.transmitPacket(ring, n);
       }
+      this.transmitBatch(ring);
+      if (!this.connected) return; // a receiver stopped the vif
       if (ring.pushResponsesAndCheckNotify()) this.notifyTx();
       if (left > 0) {
         // Part of a packet is published: wake us when the slot after it is.
@@ -275,51 +298,94 @@ export class Netback {
     }
   }
 
-  /** A reusable grant-copy operation for {@link transmitOneSlot} (the hypervisor does not keep it). */
-  private readonly oneCopy = { source: { ref: 0, domid: 0 as DomId, offset: 0 }, dest: { frame: 0, offset: 0 }, length: 0 };
-  private readonly oneCopyOps: readonly GrantCopyOp[] = [this.oneCopy];
+  /**
+   * The batch of one-slot packets taken off the ring and not yet answered: their ids, sizes
+   * and flags, and for each either the index of its copy op (its pool page) or -1 when a
+   * check already failed (`batchError`). The ops are made once, at connect, one per pool page.
+   */
+  private batched = 0;
+  private readonly batchId = new Uint16Array(TX_BATCH);
+  private readonly batchSize = new Uint16Array(TX_BATCH);
+  private readonly batchFlags = new Uint16Array(TX_BATCH);
+  private readonly batchOp = new Int16Array(TX_BATCH);
+  private readonly batchError: (string | undefined)[] = [];
+  private copies = 0;
+  private copyOps: { source: { ref: number; domid: DomId; offset: number }; dest: { frame: number; offset: number }; length: number }[] = [];
+  /** `copyLists[n - 1]`: the first n ops, so that one GNTTABOP_copy takes exactly the batch. */
+  private copyLists: GrantCopyOp[][] = [];
+  /** Per pool page, the last view lent of it (a frame of the same size reuses it). */
+  private lent: Uint8Array[] = [];
 
   /**
-   * One packet in one TX slot (no NETTXF_more_data, no NETTXF_extra_info): the checks
-   * {@link takePacket} makes for such a slot, one grant copy, one response. Each field of the
-   * request is read once from the shared ring.
+   * Takes one packet in one TX slot (no NETTXF_more_data, no NETTXF_extra_info) into the
+   * batch: the checks {@link takePacket} makes for such a slot, and its copy op. Each field of
+   * the request is read once from the shared ring.
    */
-  private transmitOneSlot(ring: BackRing): void {
+  private takeOneSlot(ring: BackRing): void {
     const v = ring.view;
     const at = ring.takeRequest()!;
     const gref = v.getUint32(at + NETIF_TX_REQUEST.GREF, true);
     const offset = v.getUint16(at + NETIF_TX_REQUEST.OFFSET, true);
-    const flags = v.getUint16(at + NETIF_TX_REQUEST.FLAGS, true);
-    const id = v.getUint16(at + NETIF_TX_REQUEST.ID, true);
     const size = v.getUint16(at + NETIF_TX_REQUEST.SIZE_FIELD, true);
+    const b = this.batched++;
+    this.batchId[b] = v.getUint16(at + NETIF_TX_REQUEST.ID, true);
+    this.batchFlags[b] = v.getUint16(at + NETIF_TX_REQUEST.FLAGS, true);
+    this.batchSize[b] = size;
     this.stats.txSlots++;
     let error: string | undefined;
     if (size < ETH_HLEN) error = `packet of ${size} bytes is shorter than an Ethernet header`;
     else if (offset + size > PAGE_SIZE) error = `slot crosses a page boundary (offset ${offset} + size ${size})`;
-    let frame: Uint8Array | undefined;
-    if (error === undefined) {
-      const op = this.oneCopy;
-      op.source.ref = gref;
-      op.source.domid = this.frontendDomid;
-      op.source.offset = offset;
-      op.dest.frame = this.pool[0]!.frame;
-      op.length = size;
-      const [st] = this.xen.gnttab.copy(this.oneCopyOps);
-      if (st !== GNTST.okay) error = `grant copy failed (${st})`;
-      else {
-        frame = this.lendFrames ? this.pool[0]!.bytes.subarray(0, size) : this.pool[0]!.bytes.slice(0, size);
-        if ((flags & NETTXF.csum_blank) !== 0) fillChecksum(frame);
-      }
-    }
-    encodeNetifTxResponse(v, ring.nextResponse(), { id, status: error === undefined ? NETIF_RSP.OKAY : NETIF_RSP.ERROR });
     if (error !== undefined) {
-      this.stats.txErrors++;
-      this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: ${error}`);
+      this.batchOp[b] = -1;
+      this.batchError[b] = error;
       return;
     }
-    this.stats.txPackets++;
-    this.stats.txBytes += size;
-    this.receiver?.(frame!);
+    const c = this.copies++;
+    const op = this.copyOps[c]!;
+    op.source.ref = gref;
+    op.source.offset = offset;
+    op.length = size;
+    this.batchOp[b] = c;
+  }
+
+  /**
+   * Copies the batch out of the granted pages with one GNTTABOP_copy (as Linux's netback
+   * batches its copy ops), then in slot order answers each packet (NETIF_RSP_OKAY or ERROR)
+   * and hands it to the vif's receiver.
+   */
+  private transmitBatch(ring: BackRing): void {
+    const n = this.batched;
+    if (n === 0) return;
+    const results = this.copies > 0 ? this.xen.gnttab.copy(this.copyLists[this.copies - 1]!) : undefined;
+    this.batched = 0;
+    this.copies = 0;
+    const v = ring.view;
+    for (let b = 0; b < n; b++) {
+      const c = this.batchOp[b]!;
+      let error = c < 0 ? this.batchError[b] : undefined;
+      if (c >= 0 && results![c] !== GNTST.okay) error = `grant copy failed (${results![c]})`;
+      encodeNetifTxResponse(v, ring.nextResponse(), { id: this.batchId[b]!, status: error === undefined ? NETIF_RSP.OKAY : NETIF_RSP.ERROR });
+      if (error !== undefined) {
+        this.stats.txErrors++;
+        this.log(`vif${this.frontendDomid}.${this.handle}: dropped TX packet: ${error}`);
+        continue;
+      }
+      const size = this.batchSize[b]!;
+      let frame: Uint8Array;
+      if (this.lendFrames) {
+        frame = this.lent[c]!;
+        if (frame.length !== size) this.lent[c] = frame = this.pool[c]!.bytes.subarray(0, size);
+      } else frame = this.pool[c]!.bytes.slice(0, size);
+      if ((this.batchFlags[b]! & NETTXF.csum_blank) !== 0) fillChecksum(frame);
+      this.stats.txPackets++;
+      this.stats.txBytes += size;
+      this.receiver?.(frame);
+      if (!this.connected) {
+        // The receiver stopped the vif: the rest of the batch is not answered (the ring is gone).
+        this.batched = 0;
+        return;
+      }
+    }
   }
 
   private transmitPacket(ring: BackRing, slotCount: number): void {
@@ -428,7 +494,7 @@ export class Netback {
       for (let i = 0; i < need; i++) reqs.push(decodeNetifRxRequest(ring.view, ring.takeRequest()!));
       for (let i = 0; i < need; i++) {
         const chunk = frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
-        const page = this.pool[0]!;
+        const page = this.rxPage!;
         page.bytes.set(chunk);
         const [st] = this.xen.gnttab.copy([
           { source: { frame: page.frame, offset: 0 }, dest: { ref: reqs[i]!.gref, domid: this.frontendDomid, offset: 0 }, length: chunk.length },

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { InMemoryXen, addDevice, type InMemoryDomain } from "@paravirt/xen-testing";
 import { Netfront } from "@paravirt/netfront";
 import {
-  FrontRing, NETIF_TX_ENTRY_SIZE, NETTXF, encodeNetifTxRequest, XENBUS_STATE,
+  FrontRing, NETIF_RSP, NETIF_TX_ENTRY_SIZE, NETTXF, decodeNetifTxResponse, encodeNetifTxRequest, XENBUS_STATE,
 } from "@paravirt/device-channel";
 import { Netback, fillChecksum } from "../src/index.ts";
 
@@ -29,6 +29,31 @@ async function system(n = 1, lendFrames = false) {
     fronts.push(front);
   }
   return { xen, dom0, domUs, backs, fronts };
+}
+
+/**
+ * Replaces `domU`'s netfront by a raw front end: its own TX/RX rings, a granted data page and
+ * an event channel, published in xenstore so that `back` reconnects to them.
+ */
+async function rawFront(xen: InMemoryXen, domU: InMemoryDomain, back: Netback) {
+  const d = "device/vif/0";
+  await domU.xenstore.write(`${d}/state`, String(XENBUS_STATE.Closing));
+  await xen.settle();
+  const txPage = domU.pages.allocPage();
+  const rxPage = domU.pages.allocPage();
+  const tx = FrontRing.init(txPage.bytes, NETIF_TX_ENTRY_SIZE);
+  FrontRing.init(rxPage.bytes, 8);
+  const page = domU.pages.allocPage();
+  const dataRef = domU.gnttab.grantAccess(0, page.frame, true);
+  const port = domU.evtchn.allocUnbound(0);
+  await domU.xenstore.write(`${d}/tx-ring-ref`, String(domU.gnttab.grantAccess(0, txPage.frame, false)));
+  await domU.xenstore.write(`${d}/rx-ring-ref`, String(domU.gnttab.grantAccess(0, rxPage.frame, false)));
+  await domU.xenstore.write(`${d}/event-channel`, String(port));
+  await domU.xenstore.write(`${d}/request-rx-copy`, "1");
+  await domU.xenstore.write(`${d}/state`, String(XENBUS_STATE.Initialised));
+  await xen.settle();
+  if (!back.isConnected) throw new Error("netback did not reconnect to the raw front end");
+  return { tx, dataRef, port, page };
 }
 
 function frame(dst: number, src: number, len: number, seq: number): Uint8Array {
@@ -101,6 +126,51 @@ describe("netif data path", () => {
     await xen.settle();
     expect(got).toEqual(sent);
     expect(views).toBe(200);
+  });
+
+  it("keeps a lent frame intact while its receiver sends a reply to the guest on the same vif", async () => {
+    const { xen, backs, fronts } = await system(1, true);
+    const seen: Uint8Array[] = [];
+    const replies: Uint8Array[] = [];
+    fronts[0]!.onReceive((f) => replies.push(f));
+    backs[0]!.vif.onReceive((f) => {
+      const reply = frame(1, 0xee, 1514 - f.length + 60, 0xabc);
+      backs[0]!.vif.send(reply); // staged for the guest while `f` is still lent
+      seen.push(f.slice());
+    });
+    const sent = Array.from({ length: 20 }, (_, i) => frame(0xff, 1, 60 + i * 71, i));
+    for (const f of sent) fronts[0]!.send(f);
+    await xen.settle();
+    expect(seen).toEqual(sent);
+    expect(replies.length).toBe(20);
+  });
+
+  it("answers a malformed slot among well-formed ones with NETIF_RSP_ERROR and passes its neighbours on in order", async () => {
+    const { xen, backs, domUs } = await system(1);
+    const got: number[] = [];
+    backs[0]!.vif.onReceive((f) => got.push(new DataView(f.buffer, f.byteOffset).getUint32(14)));
+    // A raw front end on a ring of its own (netback reconnects to it).
+    const { tx, dataRef, port, page } = await rawFront(xen, domUs[0]!, backs[0]!);
+    const good = frame(0xff, 1, 200, 0);
+    page.bytes.set(good);
+    const statuses: number[] = [];
+    // Slots: good (seq 0), too short, good, crossing the page end, bad gref, good.
+    const bad = [
+      { gref: dataRef, offset: 0, size: 200 },
+      { gref: dataRef, offset: 0, size: 10 },
+      { gref: dataRef, offset: 0, size: 200 },
+      { gref: dataRef, offset: 4000, size: 200 },
+      { gref: 4999, offset: 0, size: 200 },
+      { gref: dataRef, offset: 0, size: 200 },
+    ];
+    bad.forEach((s, id) => encodeNetifTxRequest(tx.view, tx.nextRequest(), { ...s, flags: 0, id }));
+    tx.pushRequests();
+    domUs[0]!.evtchn.notify(port);
+    await xen.settle();
+    for (let at = tx.takeResponse(); at !== undefined; at = tx.takeResponse()) statuses.push(decodeNetifTxResponse(tx.view, at).id * 10 + decodeNetifTxResponse(tx.view, at).status);
+    expect(statuses).toEqual([0 * 10 + NETIF_RSP.OKAY, 1 * 10 + NETIF_RSP.ERROR, 2 * 10 + NETIF_RSP.OKAY, 3 * 10 + NETIF_RSP.ERROR, 4 * 10 + NETIF_RSP.ERROR, 5 * 10 + NETIF_RSP.OKAY]);
+    expect(got).toEqual([0, 0, 0]);
+    expect(backs[0]!.stats.txErrors).toBe(3);
   });
 
   it("carries a frame bigger than a page in several slots (feature-sg)", async () => {
