@@ -163,6 +163,8 @@ export class Hypervisor implements HvContext {
   serialInputBuffer = "";
 
   private readonly table = new Map<DomId, Domain>();
+  /** Scratch of dmaPermitted: which frames of the range the caller maps. */
+  private dmaMarks = new Uint8Array(0);
   private readonly natives = new Map<DomId, NativeDomain>();
   private readonly zombies = new Map<DomId, number>();
   private nextDomid = 0;
@@ -739,14 +741,42 @@ export class Hypervisor implements HvContext {
     if (length <= 0 || address < 0 || address + length > this.memory.bytes.length) return false;
     const first = Math.floor(address / PAGE_SIZE);
     const last = Math.floor((address + length - 1) / PAGE_SIZE);
+    const mem = this.memory;
+    let foreign = 0;
     for (let mfn = first; mfn <= last; mfn++) {
-      const own = this.memory.owner[mfn] === d.domid && this.memory.type[mfn] === FRAME_TYPE.ram;
-      if (!own && !this.gnttab.holdsMapping(d, mfn, deviceWrites)) {
-        this.refuse(d, `DMA to mfn 0x${mfn.toString(16)}`);
-        return false;
+      if (mem.owner[mfn] === d.domid && mem.type[mfn] === FRAME_TYPE.ram) continue;
+      // Nobody maps a frame without a reference on it: no need to look for a mapping.
+      if (mem.refs[mfn] === 0) return this.refuseDma(d, mfn);
+      foreign++;
+    }
+    if (foreign === 0) return true;
+    if (foreign === 1) {
+      for (let mfn = first; mfn <= last; mfn++) {
+        if (mem.owner[mfn] === d.domid && mem.type[mfn] === FRAME_TYPE.ram) continue;
+        if (!this.gnttab.holdsMapping(d, mfn, deviceWrites)) return this.refuseDma(d, mfn);
       }
+      return true;
+    }
+    // Several granted frames (a request's data pages): one pass over the maptrack marks the
+    // frames of the range `d` maps (writable when the device writes), instead of one pass per frame.
+    const n = last - first + 1;
+    if (this.dmaMarks.length < n) this.dmaMarks = new Uint8Array(Math.max(n, 2 * this.dmaMarks.length));
+    const marks = this.dmaMarks;
+    marks.fill(0, 0, n);
+    for (const m of d.maptrack) {
+      if (m === undefined || m.mfn < first || m.mfn > last || (deviceWrites && !m.writable)) continue;
+      marks[m.mfn - first] = 1;
+    }
+    for (let mfn = first; mfn <= last; mfn++) {
+      if (marks[mfn - first] === 1 || (mem.owner[mfn] === d.domid && mem.type[mfn] === FRAME_TYPE.ram)) continue;
+      return this.refuseDma(d, mfn);
     }
     return true;
+  }
+
+  private refuseDma(d: Domain, mfn: number): false {
+    this.refuse(d, `DMA to mfn 0x${mfn.toString(16)}`);
+    return false;
   }
 
   /** RAM frames `d` holds now (its current reservation). */
