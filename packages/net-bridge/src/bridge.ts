@@ -26,11 +26,26 @@ interface Port {
   readonly name: string;
   readonly dev: EthernetPort;
   readonly stats: BridgePortStats;
+  /** The last source and destination looked up for a frame from this port (see {@link Recent}). */
+  readonly src: Recent;
+  readonly dst: Recent;
 }
 
 interface Entry {
   port: Port;
   seen: number;
+}
+
+/**
+ * One address and its forwarding-database entry, remembered so that a stream of frames
+ * between the same two stations looks each address up once: the MAC as two integers (first
+ * 2 and last 4 bytes), valid while no entry has left the database since (`generation`).
+ */
+interface Recent {
+  hi: number;
+  lo: number;
+  entry: Entry | undefined;
+  generation: number;
 }
 
 export class Bridge {
@@ -40,6 +55,8 @@ export class Bridge {
   private readonly ports: Port[] = [];
   /** Learned addresses, keyed by the 48-bit MAC as a number (no string per frame). */
   private readonly fdb = new Map<number, Entry>();
+  /** Counts removals from {@link fdb}: a remembered entry from an older generation may be gone. */
+  private generation = 0;
   /** Called for every frame the bridge forwards, with where it came from and went. */
   onForward: ((frame: Uint8Array, from: string, to: string[]) => void) | undefined;
 
@@ -52,7 +69,8 @@ export class Bridge {
   /** Adds a port: the bridge becomes the receiver of `dev`'s frames. */
   addPort(name: string, dev: EthernetPort): void {
     if (this.ports.some((p) => p.name === name)) throw new RangeError(`bridge port ${name} exists`);
-    const port: Port = { name, dev, stats: { rxFrames: 0, txFrames: 0, flooded: 0 } };
+    const recent = (): Recent => ({ hi: -1, lo: 0, entry: undefined, generation: -1 });
+    const port: Port = { name, dev, stats: { rxFrames: 0, txFrames: 0, flooded: 0 }, src: recent(), dst: recent() };
     this.ports.push(port);
     dev.onReceive((frame) => this.input(port, frame));
   }
@@ -63,7 +81,25 @@ export class Bridge {
     if (i < 0) return;
     const [port] = this.ports.splice(i, 1);
     port!.dev.onReceive(() => {});
-    for (const [mac, e] of this.fdb) if (e.port === port) this.fdb.delete(mac);
+    for (const [mac, e] of this.fdb) if (e.port === port) this.forget(mac);
+  }
+
+  private forget(mac: number): void {
+    this.fdb.delete(mac);
+    this.generation++;
+  }
+
+  /** The entry for the MAC at `frame[at]`, through `recent` when it is that address's. */
+  private lookup(recent: Recent, frame: Uint8Array, at: number): Entry | undefined {
+    const hi = (frame[at]! << 8) | frame[at + 1]!;
+    const lo = ((frame[at + 2]! << 24) | (frame[at + 3]! << 16) | (frame[at + 4]! << 8) | frame[at + 5]!) >>> 0;
+    if (recent.hi === hi && recent.lo === lo && recent.generation === this.generation && recent.entry !== undefined) return recent.entry;
+    const entry = this.fdb.get(hi * 0x1_0000_0000 + lo);
+    recent.hi = hi;
+    recent.lo = lo;
+    recent.entry = entry;
+    recent.generation = this.generation;
+    return entry;
   }
 
   /** Statistics per port. */
@@ -83,19 +119,18 @@ export class Bridge {
     if (frame.length < 14) return;
     from.stats.rxFrames++;
     const now = this.clock.now();
-    const src = macKey(frame, 6);
     // Learn unicast sources only (a group address as source is invalid [802.3 §3.2.3]).
     if ((frame[6]! & 1) === 0) {
-      const e = this.fdb.get(src);
+      const e = this.lookup(from.src, frame, 6);
       if (e !== undefined) {
         e.port = from;
         e.seen = now;
       } else if (this.fdb.size < this.maxEntries || this.evictOne(now)) {
-        this.fdb.set(src, { port: from, seen: now });
+        this.fdb.set(macKey(frame, 6), { port: from, seen: now });
       }
     }
     const group = (frame[0]! & 1) !== 0;
-    const dst = group ? undefined : this.fdb.get(macKey(frame, 0));
+    const dst = group ? undefined : this.lookup(from.dst, frame, 0);
     if (dst !== undefined && now - dst.seen <= this.ageingNs) {
       if (dst.port !== from) this.output(dst.port, frame, from);
       return; // known on the ingress port: filtered
@@ -121,7 +156,7 @@ export class Bridge {
     let seen = Infinity;
     for (const [mac, e] of this.fdb) {
       if (now - e.seen > this.ageingNs) {
-        this.fdb.delete(mac);
+        this.forget(mac);
         return true;
       }
       if (e.seen < seen) {
@@ -130,7 +165,7 @@ export class Bridge {
       }
     }
     if (oldest === undefined) return false;
-    this.fdb.delete(oldest);
+    this.forget(oldest);
     return true;
   }
 }

@@ -82,6 +82,40 @@ describe("Bridge (802.1D learning)", () => {
     expect(bridge.stats("vif1")!.rxFrames).toBe(1);
   });
 
+  it("follows a station that moves, and floods to an address whose port was removed, between frames of one stream", () => {
+    const { hosts, bridge } = setup();
+    hosts[1]!.end.send(frame(BCAST, B)); // B on vif2
+    hosts[0]!.end.send(frame(B, A)); // A → B: vif2 only
+    hosts[2]!.end.send(frame(BCAST, B)); // B moves to eth0
+    hosts[0]!.end.send(frame(B, A)); // the same stream now goes to eth0
+    expect(hosts.map((h) => h.got.length)).toEqual([2, 2, 2]);
+    bridge.removePort("eth0"); // B is forgotten with its port
+    hosts[0]!.end.send(frame(B, A)); // unknown again: flooded to the ports left
+    expect(hosts.map((h) => h.got.length)).toEqual([2, 3, 2]);
+    expect(bridge.stats("vif1")!.flooded).toBe(1);
+  });
+
+  it("floods to an address evicted from a full table, between frames of one stream", () => {
+    const clock = new VirtualClock();
+    const bridge = new Bridge({ clock, maxEntries: 2 });
+    const got: number[] = [0, 0, 0];
+    const ends = ["p0", "p1", "p2"].map((name, i) => {
+      const [side, host] = cable();
+      host.onReceive(() => got[i]!++);
+      bridge.addPort(name, side);
+      return host;
+    });
+    ends[1]!.send(frame(BCAST, B)); // B on p1
+    clock.advanceBy(10);
+    ends[0]!.send(frame(B, A)); // A on p0; A → B: p1 only
+    clock.advanceBy(10);
+    ends[2]!.send(frame(BCAST, C)); // the table is full: B, the oldest, is evicted for C
+    expect([...bridge.table().keys()].sort()).toEqual(["00:16:3e:00:00:01", "00:16:3e:00:00:03"]);
+    const before = [...got];
+    ends[0]!.send(frame(B, A));
+    expect(got.map((n, i) => n - before[i]!)).toEqual([0, 1, 1]); // flooded
+  });
+
   it("caps the table under a flood of random sources", () => {
     const clock = new VirtualClock();
     const bridge = new Bridge({ clock, maxEntries: 16 });
