@@ -11,6 +11,7 @@ import { CR0, CR4, EFER, EXC, MSR, PFEC, PTE, SYS_DESC } from "./registers.ts";
 import { buildDispatch, LOCKABLE, type Handler } from "./opcodeTable.ts";
 import { descBase, descLimit } from "./descriptor.ts";
 import { X86CpuError } from "./errors.ts";
+import { BlockCache, compileBlock, type Block } from "./compiler.ts";
 
 // Module-local copies of FLAG/SEG values: literals fold into optimized code, imported
 // object properties do not. [SDM Vol.1 3.4.3 EFLAGS; Vol.2 3.1.1.3 Sreg order]
@@ -55,6 +56,16 @@ export interface X86CpuOptions {
   readonly interrupts?: InterruptController;
   /** Bytes of RAM at physical 0 to use through `memory.view()` (default: probed). */
   readonly ramSize?: number;
+  /**
+   * Compile hot straight-line code in RAM to JavaScript blocks (default {@link X86Cpu.compilerDefaults}).
+   * `false` runs the interpreter only.
+   */
+  readonly compiler?: boolean;
+  /**
+   * Executions of an instruction address before a block is compiled there (default
+   * {@link X86Cpu.compilerDefaults}); 0 compiles on first execution.
+   */
+  readonly compileThreshold?: number;
 }
 
 /** Segment register state: selector plus the descriptor cache. */
@@ -257,6 +268,30 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   private readonly dispatch: Handler[];
 
+  /**
+   * Defaults for the `compiler` and `compileThreshold` options of CPUs created afterwards
+   * (tests switch them to run whole suites interpreted or compiled on first execution).
+   */
+  static readonly compilerDefaults = { enabled: true, threshold: 8 };
+
+  // ---- block compiler (compiler.ts)
+  /** Compiled blocks by physical page, and which bytes of each page they were decoded from. */
+  readonly blocks: BlockCache;
+  /** 1 for RAM pages holding compiled code: stores into them check for invalidation. */
+  readonly codePages: Uint8Array;
+  /** Set when a store dropped compiled code (a running block stops after its instruction). */
+  smc = 0;
+  /**
+   * Bumped whenever memory may have changed without a CPU store (run() entry, port I/O, MMIO,
+   * interrupt acknowledge): a block re-checks its bytes against RAM on first use after a bump.
+   */
+  codeEpoch = 0;
+  /** The mode bits a block is compiled for: CS.D, SS.B, CPL, paging, CR0.PE. */
+  blockMode = 0;
+  private readonly compileOn: boolean;
+  private readonly threshold: number;
+  private readonly hot = new Uint8Array(1 << 16);
+
   constructor(options: X86CpuOptions) {
     this.mem = options.memory;
     this.io = options.io;
@@ -269,7 +304,16 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const aligned = ram.byteOffset % 4 === 0;
     this.ram32 = aligned ? new Int32Array(ram.buffer, ram.byteOffset, ram.length >> 2) : new Int32Array(0);
     this.align = aligned ? 0 : 4;
+    this.codePages = new Uint8Array((ram.length >>> 12) + 1);
+    this.blocks = new BlockCache(this.codePages);
+    this.compileOn = (options.compiler ?? X86Cpu.compilerDefaults.enabled) && aligned && ram.length > 0;
+    this.threshold = Math.min(255, Math.max(0, options.compileThreshold ?? X86Cpu.compilerDefaults.threshold));
     this.reset();
+  }
+
+  /** Internal views the generated code binds at compile time. */
+  get jitView(): { ram: Uint8Array; ram32: Int32Array; tlb: Int32Array; parity: Uint8Array } {
+    return { ram: this.ram, ram32: this.ram32, tlb: this.tlb, parity: PARITY };
   }
 
   // ======================================================================== public API
@@ -342,6 +386,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   run(budget: number): VcpuExit {
     this.stopRequested = false;
     this.exit = EXIT_NONE;
+    this.codeEpoch++; // the embedder may have written code since the last run
     // Progress is counted in this.count (also the TSC), which survives a fault thrown out of loop().
     const start = this.count;
     const limit = start + budget;
@@ -373,34 +418,104 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     return { reason: "budget", executed: n };
   }
 
+  /**
+   * The run loop. With the compiler on, at each instruction boundary in RAM a block compiled
+   * for this physical address and mode runs when it fits in the budget and in the fetch window
+   * (which already ends at the page, the CS limit and the 16-bit IP wrap); otherwise one
+   * instruction is interpreted and the address counted toward compilation.
+   */
   private loop(limit: number): void {
     const dispatch = this.dispatch;
     const pic = this.pic;
-    let count = this.count;
-    while (count < limit) {
-      // TF set, or IF set with a controller due for a poll: the slow path polls and single-steps.
+    const ram = this.ram;
+    const hot = this.hot;
+    const blocks = this.blocks;
+    while (this.count < limit) {
       const f = this.flags;
       if ((f & F_TF) !== 0 || ((f & F_IF) !== 0 && pic !== undefined && --this.pollCountdown <= 0)) {
         this.stepSlow();
-        count = this.count;
       } else {
         const eip = this.eip;
         this.instrStart = eip;
         const db = this.csDb;
         if (this.prefixed !== 0) this.resetPrefixes();
-        // Inline fetch of the opcode byte (see fetch8).
         let off = (eip - this.fetchLo) | 0;
         let e = eip;
         if (off >>> 0 >= this.fetchLen) {
-          if (db === 0) e = this.eip = e & 0xffff;
+          if (db === 0) e = this.instrStart = this.eip = e & 0xffff;
           off = this.refillFetch(e);
+        }
+        if (this.compileOn && this.fetchArr === ram) {
+          const phys = this.fetchBase + off;
+          let b: Block | undefined = blocks.get(phys, this.blockMode);
+          if (b === undefined) {
+            const h = Math.imul(phys, 0x9e3779b1) >>> 16;
+            if (hot[h]! >= this.threshold) {
+              hot[h] = 0;
+              b = compileBlock(this, phys, this.fetchLen - off);
+            } else {
+              hot[h] = hot[h]! + 1;
+            }
+          } else if (b.epoch !== this.codeEpoch) {
+            b = blocks.verify(b, ram, this.codeEpoch);
+          }
+          if (b !== undefined && b.n !== 0 && b.n <= limit - this.count && b.len <= this.fetchLen - off) {
+            this.smc = 0;
+            b.fn(this, limit);
+            if (this.exit !== EXIT_NONE) break;
+            continue;
+          }
         }
         this.eip = (e + 1) | 0;
         dispatch[this.fetchArr[this.fetchBase + off]! | (db << 8)]!(this);
-        this.count = ++count;
+        this.count++;
       }
       if (this.exit !== EXIT_NONE) break;
     }
+  }
+
+  /**
+   * Writes lazy flags a compiled block kept in locals (`fk` = kind << 6 | width, see
+   * compiler.ts) into the lazy-flag fields, as the interpreter's setters would have.
+   */
+  jitFlags(fk: number, a: number, b: number, r: number, c: number): void {
+    const bits = fk & 63;
+    switch (fk >> 6) {
+      case 1:
+      case 3:
+        this.setArith(a, b, r, bits, 0);
+        return;
+      case 2:
+      case 4:
+        this.setArith(a, b, r, bits, 1);
+        return;
+      case 5:
+        this.setLogic(r, bits);
+        return;
+      case 6:
+      case 7:
+        if (c < 0) {
+          this.setArithKeepCF(a, b, r, bits, (fk >> 6) - 6);
+        } else {
+          this.flags = (this.flags & ~F_CF) | c;
+          this.lzA = a;
+          this.lzB = b;
+          this.lzR = r;
+          this.lzBits = bits;
+          this.lzSub = (fk >> 6) - 6;
+          this.lazy = LAZY_ALL & ~F_CF;
+        }
+        return;
+      case 8:
+        this.setSZP(r, bits, c);
+        return;
+      default:
+    }
+  }
+
+  /** A store hit a RAM page holding compiled code: drops the page's blocks if it overlaps them. */
+  codeWritten(p: number, len: number): void {
+    if (this.blocks.written(p, len)) this.smc = 1;
   }
 
   /**
@@ -417,6 +532,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.pollCountdown = this.intShadow ? 0 : X86Cpu.POLL_INTERVAL;
     if ((this.flags & F_IF) !== 0 && pic !== undefined && !this.intShadow && pic.hasPending()) {
       const v = pic.acknowledge();
+      this.codeEpoch++;
       this.halted = false;
       this.instrStart = this.eip;
       this.interrupt(v, false, -1, false);
@@ -744,6 +860,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     p >>>= 0;
     if (p < this.ramSize) return this.ram[p]!;
     if (p >>> 12 === this.unmappedPage) return 0xff;
+    this.codeEpoch++; // a device may write RAM
     try {
       return this.mem.readU8(p);
     } catch (e) {
@@ -756,15 +873,18 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   memoryMapChanged(): void {
     this.unmappedPage = -1;
     this.fetchLen = 0;
+    this.codeEpoch++;
   }
 
   physWrite8(p: number, v: number): void {
     p >>>= 0;
     if (p < this.ramSize) {
       this.ram[p] = v;
+      if (this.codePages[p >>> 12] !== 0) this.codeWritten(p, 1);
       return;
     }
     if (p >>> 12 === this.unmappedPage) return;
+    this.codeEpoch++;
     try {
       this.mem.writeU8(p, v & 0xff);
     } catch (e) {
@@ -806,6 +926,12 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.need[ACC_R] = user ? T_V | T_U : T_V;
     this.need[ACC_W] = user ? T_V | T_U | T_WU | T_D : T_V | T_WS | T_D;
     this.need[ACC_X] = user ? T_V | T_U | T_X : T_V | T_X;
+    this.updateMode();
+  }
+
+  /** Recomputes {@link blockMode} (after CS/SS, CPL, paging or CR0.PE changes). */
+  private updateMode(): void {
+    this.blockMode = this.csDb | (this.ssDb << 1) | (this.cpl << 2) | (this.paging ? 16 : 0) | ((this.cr0 & CR0.PE) !== 0 ? 32 : 0);
   }
 
   /** Drops TLB entries: all, or (all=false) those not global. */
@@ -999,6 +1125,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
     if (p < this.ramSize) {
       this.ram[p] = v;
+      if (this.codePages[p >>> 12] !== 0) this.codeWritten(p, 1);
       return;
     }
     this.physWrite8(p, v);
@@ -1015,6 +1142,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     if (p + 1 < this.ramSize) {
       this.ram[p] = v;
       this.ram[p + 1] = v >>> 8;
+      if (this.codePages[p >>> 12] !== 0) this.codeWritten(p, 2);
       return;
     }
     this.physWrite8(p, v);
@@ -1030,15 +1158,15 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     }
     const p = this.paging ? this.translate(lin, ACC_W) : lin >>> 0;
     if (p + 3 < this.ramSize) {
-      if ((p & 3) === this.align) {
-        this.ram32[p >>> 2] = v;
-        return;
+      if ((p & 3) === this.align) this.ram32[p >>> 2] = v;
+      else {
+        const r = this.ram;
+        r[p] = v;
+        r[p + 1] = v >>> 8;
+        r[p + 2] = v >>> 16;
+        r[p + 3] = v >>> 24;
       }
-      const r = this.ram;
-      r[p] = v;
-      r[p + 1] = v >>> 8;
-      r[p + 2] = v >>> 16;
-      r[p + 3] = v >>> 24;
+      if (this.codePages[p >>> 12] !== 0) this.codeWritten(p, 4);
       return;
     }
     this.physWrite32(p, v);
@@ -1138,7 +1266,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         }
         p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
       }
-      if ((p & 3) === this.align && p < this.ramSize) {
+      if ((p & 3) === this.align && p < this.ramSize && this.codePages[p >>> 12] === 0) {
         this.ram32[p >>> 2] = v;
         return;
       }
@@ -1199,6 +1327,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
           }
         }
       }
+      if (this.codePages[d >>> 12] !== 0) this.codeWritten(d, bytes);
       regs[7] = (di + bytes) | 0;
       count -= n;
       regs[1] = count;
@@ -1723,8 +1852,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       this.csDb = (attr >> 14) & 1;
       this.fetchLen = 0;
       this.prefixed = 1;
+      this.updateMode();
     } else if (seg === S_SS) {
       this.ssDb = (attr >> 14) & 1;
+      this.updateMode();
     }
   }
 
@@ -2146,6 +2277,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   portIn(port: number, size: 1 | 2 | 4): number {
     this.checkIo(port, size);
+    this.codeEpoch++; // the device may write RAM (DMA)
     const io = this.io;
     if (io === undefined) return size === 4 ? -1 : (1 << (size * 8)) - 1;
     return io.read(port & 0xffff, size);
@@ -2153,6 +2285,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
 
   portOut(port: number, size: 1 | 2 | 4, v: number): void {
     this.checkIo(port, size);
+    this.codeEpoch++;
     const mask = size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
     this.io?.write(port & 0xffff, size, (v & mask) >>> 0);
   }

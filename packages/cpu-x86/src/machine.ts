@@ -87,6 +87,10 @@ export interface MachineOptions {
   readonly logPorts?: readonly number[];
   /** Called with each logged byte. */
   readonly onPortByte?: (port: number, byte: number) => void;
+  /** X86Cpu `compiler` option (default: on). */
+  readonly compiler?: boolean;
+  /** X86Cpu `compileThreshold` option. */
+  readonly compileThreshold?: number;
 }
 
 /** A CPU, memory and a port bus with logging devices. */
@@ -108,7 +112,7 @@ export class Machine {
         accessSizes: [1],
       }, `log-port-0x${port.toString(16)}`);
     }
-    this.cpu = new X86Cpu({ memory: this.memory, io: this.io, ramSize: this.memory.ram.length });
+    this.cpu = new X86Cpu({ memory: this.memory, io: this.io, ramSize: this.memory.ram.length, compiler: options.compiler, compileThreshold: options.compileThreshold });
     if (rom !== undefined && rom.length > 0) {
       // Shadow the top of the ROM below 1 MiB, ending at 0xFFFFF (up to 128 KiB, as PC chipsets do).
       const n = Math.min(rom.length, 0x20000);
