@@ -2,7 +2,7 @@ import {
   BackRing, SRING, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP, BLKIF_RSP, BLKIF_SECTOR_SIZE, BLKIF_SEGS_PER_INDIRECT_FRAME,
   BLKIF_DISCARD_SECURE, VDISK, XENBUS_STATE, blkifLayoutForProtocol, decodeBlkifRequest, decodeBlkifSegment,
   encodeBlkifResponse, parseXenbusState, xenbusStateName,
-  type BlkifLayout, type BlkifSegment, type XenbusState,
+  type BlkifLayout, type BlkifRequest, type BlkifSegment, type XenbusState,
 } from "@paravirt/device-channel";
 import {
   PAGE_SIZE, readVectored, writeVectored, xsReadOptional,
@@ -113,9 +113,13 @@ interface Channel {
   readonly unbind: () => void;
   alive: boolean;
   passQueued: boolean;
-  readonly inflight: Set<Promise<void>>;
+  /** Requests being served, by sequence number: each settles after its response is published. */
+  readonly inflight: Map<number, Promise<void>>;
+  nextSeq: number;
   /** A WRITE_BARRIER in progress: later requests start after it. */
   barrier: Promise<void> | undefined;
+  /** The barrier's sequence number, -1 without one. */
+  barrierSeq: number;
   /** Persistent grants by gref, when both ends negotiated `feature-persistent`. */
   readonly persistent: Map<number, PersistentGrant> | undefined;
   /** Use counter for the persistent grants' LRU stamps. */
@@ -450,7 +454,7 @@ export class Blkback {
       return this.fatal(`ring indexes inconsistent (req_prod ${ring.sharedReqProd}, rsp_prod ${ring.sharedRspProd})`);
     }
     const ch: Channel = {
-      ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Set(), barrier: undefined,
+      ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Map(), nextSeq: 0, barrier: undefined, barrierSeq: -1,
       persistent: persistent ? new Map() : undefined, uses: 0, busy: 0,
     };
     (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.kick(ch));
@@ -481,7 +485,7 @@ export class Blkback {
     this.channel = undefined;
     ch.alive = false;
     ch.unbind();
-    while (ch.inflight.size > 0) await Promise.allSettled([...ch.inflight]);
+    while (ch.inflight.size > 0) await Promise.allSettled([...ch.inflight.values()]);
     if (ch.persistent !== undefined) {
       for (const g of ch.persistent.values()) this.unmap(g.mapping);
       ch.persistent.clear();
@@ -555,83 +559,112 @@ export class Blkback {
   private dispatch(ch: Channel, off: number): void {
     const req = decodeBlkifRequest(ch.ring.view, off, ch.layout);
     this.stats.requests++;
+    const refusal = this.classify(req);
+    const id = req.id;
+    // Linux answers an indirect request with its indirect_op (pending_req->operation).
+    const operation = req.operation === BLKIF_OP.INDIRECT ? (req as { indirectOp: number }).indirectOp : req.operation;
+    const isBarrier = refusal === undefined && req.operation === BLKIF_OP.WRITE_BARRIER;
+    const before = ch.barrier;
+    if (!isBarrier && before === undefined) {
+      // The common case: no barrier to order against, the work starts now.
+      const r = this.perform(ch, req, refusal);
+      if (typeof r === "number") this.respond(ch, id, operation, r);
+      else this.track(ch, r, id, operation);
+      return;
+    }
+    const earlier = isBarrier ? [...ch.inflight.values()] : undefined;
+    const run = async (): Promise<number> => {
+      if (earlier !== undefined) await Promise.allSettled(earlier);
+      else await before;
+      return this.perform(ch, req, refusal);
+    };
+    const seq = this.track(ch, run(), id, operation);
+    if (isBarrier) {
+      ch.barrier = ch.inflight.get(seq);
+      ch.barrierSeq = seq;
+    }
+  }
+
+  /**
+   * Keeps `work` in the channel's in-flight set until it settles, then answers with its status.
+   * Returns its sequence number (its key in `inflight`).
+   */
+  private track(ch: Channel, work: Promise<number>, id: bigint, operation: number): number {
+    const seq = ch.nextSeq++;
+    const done = work.then(
+      (status) => this.answer(ch, seq, id, operation, status),
+      (e: unknown) => {
+        // Defensive: nothing in the work should throw on peer input.
+        this.log(`request failed unexpectedly: ${String(e)}`);
+        this.answer(ch, seq, id, operation, BLKIF_RSP.ERROR);
+      },
+    );
+    ch.inflight.set(seq, done);
+    return seq;
+  }
+
+  private answer(ch: Channel, seq: number, id: bigint, operation: number, status: number): void {
+    ch.inflight.delete(seq);
+    if (ch.barrierSeq === seq) {
+      ch.barrier = undefined;
+      ch.barrierSeq = -1;
+    }
+    this.respond(ch, id, operation, status);
+  }
+
+  /**
+   * Counts the request and checks what needs no device: an operation not offered, a bad handle
+   * or segment count. Returns why it is refused, or undefined.
+   */
+  private classify(req: BlkifRequest): Failure | undefined {
     const handle = this.devid & 0xffff;
-    let work: () => Promise<number>;
-    let isBarrier = false;
     switch (req.operation) {
       case BLKIF_OP.READ:
       case BLKIF_OP.WRITE:
       case BLKIF_OP.FLUSH_DISKCACHE:
       case BLKIF_OP.WRITE_BARRIER: {
-        const r = req as { nrSegments: number; handle: number; sectorNumber: number; segments: BlkifSegment[] };
+        const r = req as { nrSegments: number; handle: number };
         const op = req.operation;
         const isFlush = op === BLKIF_OP.FLUSH_DISKCACHE || op === BLKIF_OP.WRITE_BARRIER;
-        if (isFlush && !this.device.info.flush) {
-          work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, "flush not offered"));
-          break;
-        }
-        const bad = r.handle !== handle
-          ? fail(BLKIF_RSP.ERROR, `handle ${r.handle}`)
-          : r.nrSegments > BLKIF_MAX_SEGMENTS_PER_REQUEST || (r.nrSegments === 0 && !isFlush)
-            ? fail(BLKIF_RSP.ERROR, `nr_segments ${r.nrSegments}`)
-            : undefined;
-        if (bad) {
-          work = async () => this.refuse(bad);
-          break;
-        }
+        if (isFlush && !this.device.info.flush) return fail(BLKIF_RSP.EOPNOTSUPP, "flush not offered");
+        if (r.handle !== handle) return fail(BLKIF_RSP.ERROR, `handle ${r.handle}`);
+        if (r.nrSegments > BLKIF_MAX_SEGMENTS_PER_REQUEST || (r.nrSegments === 0 && !isFlush)) return fail(BLKIF_RSP.ERROR, `nr_segments ${r.nrSegments}`);
         if (op === BLKIF_OP.READ) this.stats.reads++;
         else if (op === BLKIF_OP.WRITE) this.stats.writes++;
         else if (op === BLKIF_OP.FLUSH_DISKCACHE) this.stats.flushes++;
         else this.stats.barriers++;
-        isBarrier = op === BLKIF_OP.WRITE_BARRIER;
-        const write = op !== BLKIF_OP.READ;
-        work = () => this.rw(ch, r.sectorNumber, r.segments, write, isFlush);
-        break;
+        return undefined;
       }
+      case BLKIF_OP.DISCARD:
+        this.stats.discards++;
+        return undefined;
+      case BLKIF_OP.INDIRECT:
+        this.stats.indirect++;
+        return this.maxIndirectSegments === 0 ? fail(BLKIF_RSP.EOPNOTSUPP, "indirect not offered") : undefined;
+      default:
+        return fail(BLKIF_RSP.EOPNOTSUPP, `operation ${req.operation}`);
+    }
+  }
+
+  /** Does a classified request: its status now, or a promise of it. */
+  private perform(ch: Channel, req: BlkifRequest, refusal: Failure | undefined): number | Promise<number> {
+    if (refusal !== undefined) return this.refuse(refusal);
+    switch (req.operation) {
       case BLKIF_OP.DISCARD: {
         const r = req as { flag: number; handle: number; sectorNumber: number; nrSectors: number };
-        this.stats.discards++;
-        work = async () => this.discard(r.handle, r.flag, r.sectorNumber, r.nrSectors);
-        break;
+        return this.discard(r.handle, r.flag, r.sectorNumber, r.nrSectors);
       }
       case BLKIF_OP.INDIRECT: {
         const r = req as { indirectOp: number; nrSegments: number; handle: number; sectorNumber: number; indirectGrefs: number[] };
-        this.stats.indirect++;
-        if (this.maxIndirectSegments === 0) {
-          work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, "indirect not offered"));
-          break;
-        }
-        work = () => this.indirect(ch, r.indirectOp, r.nrSegments, r.handle, r.sectorNumber, r.indirectGrefs);
-        break;
+        return this.indirect(ch, r.indirectOp, r.nrSegments, r.handle, r.sectorNumber, r.indirectGrefs);
       }
-      default:
-        work = async () => this.refuse(fail(BLKIF_RSP.EOPNOTSUPP, `operation ${req.operation}`));
+      default: {
+        const r = req as { sectorNumber: number; segments: BlkifSegment[] };
+        const op = req.operation;
+        const isFlush = op === BLKIF_OP.FLUSH_DISKCACHE || op === BLKIF_OP.WRITE_BARRIER;
+        return this.rw(ch, r.sectorNumber, r.segments, op !== BLKIF_OP.READ, isFlush);
+      }
     }
-    const id = req.id;
-    // Linux answers an indirect request with its indirect_op (pending_req->operation).
-    const operation = req.operation === BLKIF_OP.INDIRECT ? (req as { indirectOp: number }).indirectOp : req.operation;
-    const before = ch.barrier;
-    const earlier = isBarrier ? [...ch.inflight] : undefined;
-    const run = async (): Promise<void> => {
-      if (earlier !== undefined) await Promise.allSettled(earlier);
-      else if (before) await before;
-      let status: number;
-      try {
-        status = await work();
-      } catch (e) {
-        // Defensive: nothing in work() should throw on peer input.
-        this.log(`request failed unexpectedly: ${String(e)}`);
-        status = BLKIF_RSP.ERROR;
-      }
-      this.respond(ch, id, operation, status);
-    };
-    const p = run();
-    ch.inflight.add(p);
-    if (isBarrier) ch.barrier = p;
-    void p.finally(() => {
-      ch.inflight.delete(p);
-      if (ch.barrier === p) ch.barrier = undefined;
-    });
   }
 
   private refuse(f: Failure): number {
@@ -675,37 +708,63 @@ export class Blkback {
     return { sector, count };
   }
 
-  /** READ/WRITE (and flushes, with or without data) over `segs`. Returns a BLKIF_RSP status. */
-  private async rw(ch: Channel, sector512: number, segs: readonly BlkifSegment[], write: boolean, flush: boolean): Promise<number> {
+  /**
+   * READ/WRITE (and flushes, with or without data) over `segs`. Returns a BLKIF_RSP status, now
+   * when the request is refused, else once the device is done (every grant released by then).
+   */
+  private rw(ch: Channel, sector512: number, segs: readonly BlkifSegment[], write: boolean, flush: boolean): number | Promise<number> {
     let total512 = 0;
-    for (const s of segs) {
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i]!;
       if (s.firstSect > s.lastSect || s.lastSect >= SECTORS_PER_PAGE) return this.refuse(fail(BLKIF_RSP.ERROR, `segment sectors ${s.firstSect}..${s.lastSect}`));
       total512 += s.lastSect - s.firstSect + 1;
     }
-    let target = { sector: 0, count: 0 };
+    let sector = 0;
     if (segs.length > 0) {
       const r = this.range(sector512, total512, write);
       if ("status" in r) return this.refuse(r);
-      target = r;
+      sector = r.sector;
     }
-    if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
-    if (segs.length === 0) return BLKIF_RSP.OKAY;
+    if (flush) return this.rwFlush(ch, sector, segs, write);
+    return this.rwData(ch, sector, segs, write);
+  }
 
+  /** A flush (FLUSH_DISKCACHE, WRITE_BARRIER): flush, the data if any, flush again. */
+  private async rwFlush(ch: Channel, sector: number, segs: readonly BlkifSegment[], write: boolean): Promise<number> {
+    if (!(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
+    if (segs.length === 0) return BLKIF_RSP.OKAY;
+    const status = await this.rwData(ch, sector, segs, write);
+    if (status !== BLKIF_RSP.OKAY) return status;
+    if (!(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
+    return BLKIF_RSP.OKAY;
+  }
+
+  /** Maps the segments' grants, moves the data, releases the grants. */
+  private rwData(ch: Channel, sector: number, segs: readonly BlkifSegment[], write: boolean): number | Promise<number> {
     const maps: GrantMapping[] = new Array(segs.length);
     const held: Held = { pinned: [], transient: [] };
     try {
-      try {
-        for (let i = 0; i < segs.length; i++) maps[i] = this.acquire(ch, segs[i]!.gref, !write, held);
-      } catch (e) {
-        return this.refuse(fail(BLKIF_RSP.ERROR, `grant map: ${String(e)}`));
-      }
-      const ok = await this.transfer(target.sector, maps, segs, write);
-      if (!ok) return this.refuse(fail(BLKIF_RSP.ERROR, "device I/O failed"));
-      if (flush && !(await this.deviceOk(() => this.device.flush()))) return this.refuse(fail(BLKIF_RSP.ERROR, "flush failed"));
-      return BLKIF_RSP.OKAY;
-    } finally {
+      for (let i = 0; i < segs.length; i++) maps[i] = this.acquire(ch, segs[i]!.gref, !write, held);
+    } catch (e) {
       this.release(ch, held);
+      return this.refuse(fail(BLKIF_RSP.ERROR, `grant map: ${String(e)}`));
     }
+    let io: Promise<void>;
+    try {
+      io = this.transfer(sector, maps, segs, write);
+    } catch {
+      io = Promise.reject(new Error("device call threw"));
+    }
+    return io.then(
+      () => {
+        this.release(ch, held);
+        return BLKIF_RSP.OKAY;
+      },
+      () => {
+        this.release(ch, held);
+        return this.refuse(fail(BLKIF_RSP.ERROR, "device I/O failed"));
+      },
+    );
   }
 
   /**
@@ -787,9 +846,10 @@ export class Blkback {
   /**
    * Moves the data between the device and the granted pages: views of page-contiguous
    * segments are merged; each piece that is a whole number of device sectors goes to the device
-   * directly (zero copy); otherwise the request goes through one bounce buffer.
+   * directly (zero copy); otherwise the request goes through one bounce buffer. Settles once
+   * the device is done with every piece; rejects when any part failed.
    */
-  private async transfer(sector: number, maps: readonly GrantMapping[], segs: readonly BlkifSegment[], write: boolean): Promise<boolean> {
+  private transfer(sector: number, maps: readonly GrantMapping[], segs: readonly BlkifSegment[], write: boolean): Promise<void> {
     // Runs of segments adjacent in one buffer become one view (one allocation per run).
     const pieces: Uint8Array[] = [];
     let runBuffer: ArrayBufferLike | undefined;
@@ -814,33 +874,34 @@ export class Blkback {
     const ss = dev.info.sectorSize;
     let whole = true;
     for (const p of pieces) if (p.byteLength % ss !== 0) whole = false;
-    if (whole) {
-      // One scatter-gather request when the device takes one (the ATA driver builds one PRD list
-      // over all the granted pages); else a call per piece.
-      if (pieces.length > 1 && (write ? dev.writev : dev.readv) !== undefined) {
-        this.stats.zeroCopyCalls++;
-        return this.deviceOk(() => (write ? writeVectored(dev, sector, pieces) : readVectored(dev, sector, pieces)));
-      }
-      if (pieces.length === 1) {
-        this.stats.zeroCopyCalls++;
-        const p = pieces[0]!;
-        try {
-          await (write ? dev.write(sector, p) : dev.read(sector, p));
-          return true;
-        } catch {
-          return false;
-        }
-      }
-      const calls: Promise<void>[] = [];
-      let at = sector;
-      for (const p of pieces) {
-        calls.push(write ? dev.write(at, p) : dev.read(at, p));
-        at += p.byteLength / ss;
-      }
-      this.stats.zeroCopyCalls += calls.length;
-      const results = await Promise.allSettled(calls);
-      return results.every((r) => r.status === "fulfilled");
+    if (!whole) return this.bounceTransfer(sector, pieces, write);
+    if (pieces.length === 1) {
+      this.stats.zeroCopyCalls++;
+      const p = pieces[0]!;
+      return write ? dev.write(sector, p) : dev.read(sector, p);
     }
+    // One scatter-gather request when the device takes one (the ATA driver builds one PRD list
+    // over all the granted pages); else a call per piece.
+    if ((write ? dev.writev : dev.readv) !== undefined) {
+      this.stats.zeroCopyCalls++;
+      return write ? writeVectored(dev, sector, pieces) : readVectored(dev, sector, pieces);
+    }
+    const calls: Promise<void>[] = [];
+    let at = sector;
+    for (const p of pieces) {
+      calls.push(write ? dev.write(at, p) : dev.read(at, p));
+      at += p.byteLength / ss;
+    }
+    this.stats.zeroCopyCalls += calls.length;
+    // Every call settles before the grants are released, even when one fails early.
+    return Promise.allSettled(calls).then((results) => {
+      for (const r of results) if (r.status === "rejected") throw r.reason;
+    });
+  }
+
+  /** Pieces that are not whole device sectors: the request goes through one bounce buffer. */
+  private async bounceTransfer(sector: number, pieces: readonly Uint8Array[], write: boolean): Promise<void> {
+    const dev = this.device;
     this.stats.bounced++;
     const total = pieces.reduce((n, p) => n + p.byteLength, 0);
     const bounce = new Uint8Array(total);
@@ -850,15 +911,14 @@ export class Blkback {
         bounce.set(p, o);
         o += p.byteLength;
       }
-      return this.deviceOk(() => dev.write(sector, bounce));
+      return dev.write(sector, bounce);
     }
-    if (!(await this.deviceOk(() => dev.read(sector, bounce)))) return false;
+    await dev.read(sector, bounce);
     let o = 0;
     for (const p of pieces) {
       p.set(bounce.subarray(o, o + p.byteLength));
       o += p.byteLength;
     }
-    return true;
   }
 
   private async discard(handle: number, flag: number, sector512: number, count512: number): Promise<number> {
@@ -876,7 +936,7 @@ export class Blkback {
     return ok ? BLKIF_RSP.OKAY : this.refuse(fail(BLKIF_RSP.ERROR, "discard failed"));
   }
 
-  private async indirect(ch: Channel, op: number, nrSegments: number, handle: number, sector512: number, grefs: readonly number[]): Promise<number> {
+  private indirect(ch: Channel, op: number, nrSegments: number, handle: number, sector512: number, grefs: readonly number[]): number | Promise<number> {
     if (op !== BLKIF_OP.READ && op !== BLKIF_OP.WRITE) return this.refuse(fail(BLKIF_RSP.ERROR, `indirect operation ${op}`));
     if (handle !== (this.devid & 0xffff)) return this.refuse(fail(BLKIF_RSP.ERROR, `handle ${handle}`));
     if (nrSegments === 0 || nrSegments > this.maxIndirectSegments) return this.refuse(fail(BLKIF_RSP.ERROR, `indirect nr_segments ${nrSegments}`));

@@ -4,7 +4,7 @@
  * the channel, and completed by DMA interrupts.
  */
 import { BlockError, checkBlockRequest, type BlockDevice, type BlockDeviceInfo } from "@paravirt/vm-interfaces";
-import type { AtaChannel } from "./channel.ts";
+import type { AtaChannel, AtaRequest } from "./channel.ts";
 import type { AtaIdentity } from "./identify.ts";
 
 const LBA28_LIMIT = 0x0fffffff;
@@ -54,17 +54,19 @@ export class AtaDisk implements BlockDevice {
     return this.channel.submit({ kind: "flush", drive: this.drive, ext: this.identity.flushCacheExt });
   }
 
-  private async transfer(kind: "read" | "write", sector: number, buffers: readonly Uint8Array[]): Promise<void> {
+  private transfer(kind: "read" | "write", sector: number, buffers: readonly Uint8Array[]): Promise<void> {
     const ss = this.info.sectorSize;
     let bytes = 0;
     for (const b of buffers) {
-      if (b.length % ss !== 0) throw new BlockError("misaligned", `${b.length} bytes is not a whole number of ${ss}-byte sectors`);
+      if (b.length % ss !== 0) return Promise.reject(new BlockError("misaligned", `${b.length} bytes is not a whole number of ${ss}-byte sectors`));
       bytes += b.length;
     }
     const err = checkBlockRequest(this.info, sector, bytes, kind === "write");
-    if (err) throw err;
+    if (err) return Promise.reject(err);
     const perCommandLimit = this.identity.lba48 ? 65536 : 256;
     const chunk = Math.max(1, Math.min(Math.floor(this.channel.maxTransferBytes / ss), perCommandLimit)) * ss;
+    // One command (the usual case): no splitting, no joining.
+    if (bytes <= chunk) return this.channel.submit(this.command(kind, sector, bytes / ss, buffers));
     // Cut the buffer list into commands of at most `chunk` bytes, splitting a buffer where a
     // command boundary falls inside it.
     const parts: Promise<void>[] = [];
@@ -73,8 +75,7 @@ export class AtaDisk implements BlockDevice {
     let inCommand = 0;
     const issue = () => {
       const n = inCommand / ss;
-      const lba48 = this.identity.lba48 && (lba + n > LBA28_LIMIT || n > 256);
-      parts.push(this.channel.submit({ kind, drive: this.drive, lba, sectors: n, buffers: pieces, lba48 }));
+      parts.push(this.channel.submit(this.command(kind, lba, n, pieces)));
       lba += n;
       pieces = [];
       inCommand = 0;
@@ -90,6 +91,12 @@ export class AtaDisk implements BlockDevice {
       }
     }
     if (inCommand > 0) issue();
-    await Promise.all(parts);
+    return Promise.all(parts).then(() => undefined);
+  }
+
+  /** A DMA command of `sectors` sectors at `lba`: 48-bit when the address or the count needs it. */
+  private command(kind: "read" | "write", lba: number, sectors: number, buffers: readonly Uint8Array[]): AtaRequest {
+    const lba48 = this.identity.lba48 && (lba + sectors > LBA28_LIMIT || sectors > 256);
+    return { kind, drive: this.drive, lba, sectors, buffers, lba48 };
   }
 }
