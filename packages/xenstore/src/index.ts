@@ -7,5 +7,5 @@ export { XenstoreServer, DEFAULT_XENSTORE_QUOTA, type XenstoreServerOptions, typ
 export { XenstoreClient, type XenstoreClientOptions } from "./client.ts";
 export { createLocalChannel, evtchnPort, type XenstorePort, type LocalChannelOptions } from "./port.ts";
 export { domainPath, resolvePath, SPECIAL_WATCH } from "./paths.ts";
-export { switchState, readState, waitForState } from "./handshake.ts";
+export { switchState, readState, waitForState, XenbusStateKeeper, type XenbusStateKeeperOptions } from "./handshake.ts";
 export { addXenbusDevice, removeXenbusDevice, xenbusDevicePaths, type XenbusDeviceSpec } from "./toolstack.ts";
