@@ -1,13 +1,14 @@
 import {
   BackRing, SRING, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP, BLKIF_RSP, BLKIF_SECTOR_SIZE, BLKIF_SEGS_PER_INDIRECT_FRAME,
   BLKIF_DISCARD_SECURE, VDISK, XENBUS_STATE, blkifLayoutForProtocol, decodeBlkifRequest, decodeBlkifSegment,
-  encodeBlkifResponse, parseXenbusState, xenbusStateName,
+  encodeBlkifResponse, parseXenbusState,
   type BlkifLayout, type BlkifRequest, type BlkifSegment, type XenbusState,
 } from "@paravirt/device-channel";
 import {
   PAGE_SIZE, readVectored, writeVectored, xsReadOptional,
   type BlockDevice, type Clock, type DomId, type GrantMapping, type Port, type XenServices,
 } from "@paravirt/vm-interfaces";
+import { XenbusStateKeeper } from "@paravirt/xenstore";
 
 /** Linux's default `max_ring_page_order` of xen-blkback (16 pages). */
 export const BLKBACK_DEFAULT_MAX_RING_PAGE_ORDER = 4;
@@ -177,11 +178,11 @@ export class Blkback {
   private frontendPath = "";
   private readOnly = false;
   private channel: Channel | undefined;
-  private xsState: XenbusState = XENBUS_STATE.Initialising;
+  /** This end's xenbus state, published under its directory. */
+  private readonly own: XenbusStateKeeper;
   private chain: Promise<void> = Promise.resolve();
   private unwatch: (() => Promise<void>) | undefined;
   private finished = false;
-  private readonly stateWaiters: { want: (s: XenbusState) => boolean; resolve: () => void }[] = [];
 
   constructor(opts: BlkbackOptions) {
     this.xen = opts.xen;
@@ -203,11 +204,12 @@ export class Blkback {
     this.batch = opts.batch;
     this.clock = opts.clock;
     this.logFn = opts.log;
+    this.own = new XenbusStateKeeper({ xen: this.xen, devicePath: this.backendPath, log: (m) => this.log(m) });
   }
 
   /** The backend's xenbus state. */
   get state(): XenbusState {
-    return this.xsState;
+    return this.own.state;
   }
 
   /** True while a ring is connected. */
@@ -256,7 +258,7 @@ export class Blkback {
       await tx.write(`${p}/feature-max-indirect-segments`, String(this.maxIndirectSegments));
       await tx.write(`${p}/max-ring-page-order`, String(this.maxRingPageOrder));
     });
-    await this.switchState(XENBUS_STATE.InitWait);
+    await this.own.switchTo(XENBUS_STATE.InitWait);
     this.unwatch = await xs.watch(`${this.frontendPath}/state`, () => this.queue(() => this.frontendChanged()));
   }
 
@@ -269,7 +271,7 @@ export class Blkback {
   async reset(): Promise<void> {
     await this.queue(async () => {
       await this.disconnect();
-      await this.switchState(XENBUS_STATE.Closing);
+      await this.own.switchTo(XENBUS_STATE.Closing);
     });
   }
 
@@ -277,15 +279,14 @@ export class Blkback {
   async stop(): Promise<void> {
     await this.queue(async () => {
       await this.disconnect();
-      await this.switchState(XENBUS_STATE.Closed);
+      await this.own.switchTo(XENBUS_STATE.Closed);
       await this.finish();
     });
   }
 
   /** Resolves when the backend reaches a state `want` accepts. */
   waitForState(want: (s: XenbusState) => boolean): Promise<void> {
-    if (want(this.xsState)) return Promise.resolve();
-    return new Promise((resolve) => this.stateWaiters.push({ want, resolve }));
+    return this.own.waitFor(want);
   }
 
   private queue(fn: () => Promise<void>): Promise<void> {
@@ -301,24 +302,6 @@ export class Blkback {
     if (u) await u();
   }
 
-  private async switchState(s: XenbusState): Promise<void> {
-    if (this.xsState === s) return;
-    this.xsState = s;
-    this.log(`state ${xenbusStateName(s)}`);
-    try {
-      await this.xen.xenstore.write(`${this.backendPath}/state`, String(s));
-    } catch (e) {
-      this.log(`cannot write state: ${String(e)}`);
-    }
-    for (let i = this.stateWaiters.length - 1; i >= 0; i--) {
-      const w = this.stateWaiters[i]!;
-      if (w.want(s)) {
-        this.stateWaiters.splice(i, 1);
-        w.resolve();
-      }
-    }
-  }
-
   /** xenbus_dev_fatal: records why under `error/<backend path>` and closes. */
   private async fatal(why: string): Promise<void> {
     this.log(`fatal: ${why}`);
@@ -328,7 +311,7 @@ export class Blkback {
     } catch {
       // best effort, as in Linux
     }
-    await this.switchState(XENBUS_STATE.Closing);
+    await this.own.switchTo(XENBUS_STATE.Closing);
   }
 
   private async frontendChanged(): Promise<void> {
@@ -344,24 +327,24 @@ export class Blkback {
     const fs = parseXenbusState(text);
     switch (fs) {
       case XENBUS_STATE.Initialising:
-        if (this.xsState === XENBUS_STATE.Closed) {
+        if (this.own.state === XENBUS_STATE.Closed) {
           this.log("frontend re-initialising: prepare for reconnect");
-          await this.switchState(XENBUS_STATE.InitWait);
+          await this.own.switchTo(XENBUS_STATE.InitWait);
         }
         break;
       case XENBUS_STATE.Initialised:
       case XENBUS_STATE.Connected:
-        if (this.xsState === XENBUS_STATE.Connected || this.xsState === XENBUS_STATE.Closing) break;
+        if (this.own.state === XENBUS_STATE.Connected || this.own.state === XENBUS_STATE.Closing) break;
         await this.disconnect();
         await this.connect();
         break;
       case XENBUS_STATE.Closing:
         await this.disconnect();
-        await this.switchState(XENBUS_STATE.Closing);
+        await this.own.switchTo(XENBUS_STATE.Closing);
         break;
       case XENBUS_STATE.Closed: {
         await this.disconnect();
-        await this.switchState(XENBUS_STATE.Closed);
+        await this.own.switchTo(XENBUS_STATE.Closed);
         const online = await xsReadOptional(xs, `${this.backendPath}/online`).catch(() => undefined);
         if (online !== "1") await this.finish();
         break;
@@ -369,7 +352,7 @@ export class Blkback {
       case XENBUS_STATE.Unknown:
         if (text === undefined) {
           await this.disconnect();
-          await this.switchState(XENBUS_STATE.Closed);
+          await this.own.switchTo(XENBUS_STATE.Closed);
           await this.finish();
         }
         break;
@@ -474,7 +457,7 @@ export class Blkback {
     } catch (e) {
       this.log(`cannot publish disk: ${String(e)}`);
     }
-    await this.switchState(XENBUS_STATE.Connected);
+    await this.own.switchTo(XENBUS_STATE.Connected);
     this.kick(ch);
   }
 

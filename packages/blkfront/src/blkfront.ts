@@ -8,6 +8,7 @@ import {
   BlockError, PAGE_SIZE, checkBlockRequest, xsReadOptional,
   type BlockDevice, type BlockDeviceInfo, type Clock, type DomId, type GrantRef, type Page, type Port, type XenServices,
 } from "@paravirt/vm-interfaces";
+import { XenbusStateKeeper } from "@paravirt/xenstore";
 
 /** Default cap on the ring size we ask for: 2^4 pages, as Linux allows [XENBUS_MAX_RING_GRANT_ORDER]. */
 export const BLKFRONT_DEFAULT_MAX_RING_PAGE_ORDER = 4;
@@ -161,7 +162,8 @@ export class Blkfront implements BlockDevice {
   private frontendPathValue: string;
   private backendPathValue: string | undefined;
   private backendDomid: DomId = 0;
-  private xsState: XenbusState = XENBUS_STATE.Initialising;
+  /** This end's xenbus state, published under its directory. */
+  private readonly own: XenbusStateKeeper;
   private channel: Channel | undefined;
   private infoValue: BlockDeviceInfo | undefined;
   private features: BackendFeatures = { flushOp: undefined, discard: false, indirect: 0, persistent: false };
@@ -181,7 +183,6 @@ export class Blkfront implements BlockDevice {
   private dead: BlockError | undefined;
   private closingByUs = false;
   private connectWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private readonly stateWaiters: { want: (s: XenbusState) => boolean; resolve: () => void }[] = [];
 
   constructor(opts: BlkfrontOptions) {
     this.xen = opts.xen;
@@ -205,6 +206,7 @@ export class Blkfront implements BlockDevice {
     this.logFn = opts.log;
     this.frontendPathValue = opts.frontendPath ?? `/local/domain/${opts.xen.domid}/device/vbd/${opts.devid}`;
     this.backendPathValue = opts.backendPath;
+    this.own = new XenbusStateKeeper({ xen: this.xen, devicePath: this.frontendPathValue, log: (m) => this.log(m) });
   }
 
   /** The disk as the backend describes it. **Errors:** Error before the first connection (host misuse). */
@@ -214,7 +216,7 @@ export class Blkfront implements BlockDevice {
   }
 
   get state(): XenbusState {
-    return this.xsState;
+    return this.own.state;
   }
 
   get frontendPath(): string {
@@ -274,8 +276,7 @@ export class Blkfront implements BlockDevice {
 
   /** Resolves when the frontend reaches a state `want` accepts. */
   waitForState(want: (s: XenbusState) => boolean): Promise<void> {
-    if (want(this.xsState)) return Promise.resolve();
-    return new Promise((resolve) => this.stateWaiters.push({ want, resolve }));
+    return this.own.waitFor(want);
   }
 
   /**
@@ -285,12 +286,12 @@ export class Blkfront implements BlockDevice {
   async close(): Promise<void> {
     this.closingByUs = true;
     await this.queue(async () => {
-      await this.switchState(XENBUS_STATE.Closing);
+      await this.own.switchTo(XENBUS_STATE.Closing);
     });
     await this.backendAtLeastClosing();
     await this.queue(async () => {
       this.teardown();
-      await this.switchState(XENBUS_STATE.Closed);
+      await this.own.switchTo(XENBUS_STATE.Closed);
       await this.kill(new BlockError("closed", "blkfront closed"));
     });
   }
@@ -328,23 +329,6 @@ export class Blkfront implements BlockDevice {
     return next;
   }
 
-  private async switchState(s: XenbusState): Promise<void> {
-    this.xsState = s;
-    this.log(`state ${xenbusStateName(s)}`);
-    try {
-      await this.xen.xenstore.write(`${this.frontendPathValue}/state`, String(s));
-    } catch (e) {
-      this.log(`cannot write state: ${String(e)}`);
-    }
-    for (let i = this.stateWaiters.length - 1; i >= 0; i--) {
-      const w = this.stateWaiters[i]!;
-      if (w.want(s)) {
-        this.stateWaiters.splice(i, 1);
-        w.resolve();
-      }
-    }
-  }
-
   private async backendChanged(): Promise<void> {
     if (this.dead) {
       // Gone for good: only grants the backend still mapped are left to end.
@@ -365,10 +349,10 @@ export class Blkfront implements BlockDevice {
     this.log(`backend ${xenbusStateName(bs)}`);
     switch (bs) {
       case XENBUS_STATE.InitWait:
-        if (this.xsState === XENBUS_STATE.Initialising && !this.closingByUs) await this.talkToBackend();
+        if (this.own.state === XENBUS_STATE.Initialising && !this.closingByUs) await this.talkToBackend();
         break;
       case XENBUS_STATE.Connected:
-        if (this.xsState === XENBUS_STATE.Initialised) await this.connected();
+        if (this.own.state === XENBUS_STATE.Initialised) await this.connected();
         break;
       case XENBUS_STATE.Closing:
       case XENBUS_STATE.Closed: {
@@ -376,16 +360,16 @@ export class Blkfront implements BlockDevice {
         this.teardown();
         const online = await xsReadOptional(xs, `${b}/online`).catch(() => undefined);
         if (online !== "1") {
-          await this.switchState(XENBUS_STATE.Closed);
+          await this.own.switchTo(XENBUS_STATE.Closed);
           await this.kill(new BlockError("closed", "backend closed"));
           break;
         }
         if (bs === XENBUS_STATE.Closing) {
-          if (this.xsState !== XENBUS_STATE.Closed) await this.switchState(XENBUS_STATE.Closed);
+          if (this.own.state !== XENBUS_STATE.Closed) await this.own.switchTo(XENBUS_STATE.Closed);
         } else {
           // The backend closed but stays online: start again, it will offer InitWait.
           this.log("backend closed; reconnecting");
-          await this.switchState(XENBUS_STATE.Initialising);
+          await this.own.switchTo(XENBUS_STATE.Initialising);
         }
         break;
       }
@@ -440,7 +424,7 @@ export class Blkfront implements BlockDevice {
       await tx.write(`${f}/protocol`, this.layout.protocol);
       await tx.write(`${f}/feature-persistent`, this.persistentOffered ? "1" : "0");
     });
-    await this.switchState(XENBUS_STATE.Initialised);
+    await this.own.switchTo(XENBUS_STATE.Initialised);
   }
 
   /** blkfront_connect: reads the disk's description, Connected, (re)issues requests. */
@@ -481,7 +465,7 @@ export class Blkfront implements BlockDevice {
       discard,
     };
     this.stats.connects++;
-    await this.switchState(XENBUS_STATE.Connected);
+    await this.own.switchTo(XENBUS_STATE.Connected);
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
     for (const w of waiters) w.resolve();
@@ -767,7 +751,7 @@ export class Blkfront implements BlockDevice {
   /** Places waiting requests on the ring while it has room, then notifies if the backend asked. */
   private pump(): void {
     const ch = this.channel;
-    if (ch === undefined || this.xsState !== XENBUS_STATE.Connected) return;
+    if (ch === undefined || this.own.state !== XENBUS_STATE.Connected) return;
     let placed = 0;
     while (this.waitHead < this.waiting.length && ch.ring.freeRequests() > 0) {
       const s = this.waiting[this.waitHead]!;
