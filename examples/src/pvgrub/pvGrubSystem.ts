@@ -11,12 +11,12 @@
  * vbd's xenstore directories (pv-grub.md §4/§7), dom0's blkback reaches InitWait before GRUB's
  * first instruction, and the run stops on SCHEDOP_shutdown, on a console marker, or on a limit.
  */
-import { Blkback } from "@paravirt/blkback";
+import type { Blkback } from "@paravirt/blkback";
 import { HYPERVISOR, SCHEDOP, buildPvDomain, type Domain, type PvBootState } from "@paravirt/hypervisor-core";
 import type { BlockDevice } from "@paravirt/vm-interfaces";
 import { addXenbusDevice, evtchnPort } from "@paravirt/xenstore";
 import { runMachine } from "../xen2/machineLoop.ts";
-import { XVDA, createMachine, plugIde, probeHardware, startAtaDriver, type Machine, type Narrate } from "../xen2/system.ts";
+import { XVDA, createMachine, plugIde, probeHardware, startAtaDriver, vbdService, type Machine, type Narrate } from "../xen2/system.ts";
 import { ConsoleText } from "./console.ts";
 import { createX86PvVcpu, type HypercallTrap, type X86PvVcpu } from "./x86PvVcpu.ts";
 
@@ -58,7 +58,7 @@ export interface PvGrubRun {
   virtualNs: number;
   hypercalls: Map<number, number>;
   blkback: Blkback | undefined;
-  /** Protocol the ring was connected with (from blkback's log), e.g. "x86_32-abi". */
+  /** Protocol the ring was connected with (blkback's negotiated `protocol`), e.g. "x86_32-abi". */
   ringProtocol: string | undefined;
   /** Hypervisor log lines about the domU (crashes, refusals). */
   log: string[];
@@ -71,7 +71,7 @@ export interface PvGrubSystem {
   vcpu: X86PvVcpu;
   boot: PvBootState;
   console: ConsoleText;
-  /** Resolves with the vbd's blkback once dom0 has bound it. */
+  /** The vbd's blkback once dom0 has bound it. */
   blkback: () => Blkback | undefined;
   ringProtocol: () => string | undefined;
 }
@@ -88,28 +88,9 @@ export async function createPvGrubSystem(o: PvGrubOptions): Promise<PvGrubSystem
   probeHardware(m);
   const hda = await startAtaDriver(m);
 
-  // dom0's blkback for every vbd (as system.ts's addVbd does, with PV GRUB as the frontend).
-  let blkback: Blkback | undefined;
-  let ringProtocol: string | undefined;
+  // dom0's blkback for every vbd: the machine's vbd service, as addVbd uses it.
+  const vbds = await vbdService(m);
   const d0 = m.dom0;
-  await m.run(
-    d0.kernel.backends.register("vbd", (d) => {
-      const bb = new Blkback({
-        xen: d.xen,
-        device: hda,
-        frontendDomid: d.frontendDomid,
-        devid: d.devid,
-        backendPath: d.backendPath,
-        log: (l) => {
-          const p = /ring connected: .*, (x86_\d+-abi)/.exec(l);
-          if (p !== null) ringProtocol = p[1];
-          m.say(m.clock.now(), "dom0/blkback", l);
-        },
-      });
-      blkback = bb;
-      return { start: () => bb.start(), stop: () => bb.stop() };
-    }),
-  );
 
   // The domain: cpu-x86 as its vCPU, built from the ELF by the hypervisor's PV builder.
   const console = new ConsoleText();
@@ -140,6 +121,7 @@ export async function createPvGrubSystem(o: PvGrubOptions): Promise<PvGrubSystem
 
   // The vbd (pv-grub.md §4, §7): frontend device/vbd/51712, backend with dev, sectors, sector-size.
   const sectors = Math.floor((o.disk.info.sectors * o.disk.info.sectorSize) / 512);
+  vbds.disks.set(`${domid}/${XVDA}`, hda);
   const paths = await m.run(
     addXenbusDevice(m.toolstack, {
       kind: "vbd",
@@ -162,7 +144,8 @@ export async function createPvGrubSystem(o: PvGrubOptions): Promise<PvGrubSystem
   );
   m.say(m.clock.now(), "toolstack", `vbd ${XVDA} of d${domid}: backend ${paths.backend} in InitWait; unpausing`);
   m.hv.unpause(domid);
-  return { machine: m, domain, vcpu, boot, console, blkback: () => blkback, ringProtocol: () => ringProtocol };
+  const blkback = (): Blkback | undefined => vbds.blkbacks.get(paths.backend);
+  return { machine: m, domain, vcpu, boot, console, blkback, ringProtocol: () => blkback()?.protocol };
 }
 
 /** Runs PV GRUB until it shuts down, prints the marker, crashes, or a limit is reached. */

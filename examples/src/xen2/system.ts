@@ -143,7 +143,7 @@ export function addDomU(m: Machine, name: string, memoryPages = 4096): Guest {
 }
 
 /** dom0's vbd service on a machine: the disk behind each vbd, and the blkback serving it. */
-interface VbdService {
+export interface VbdService {
   /** Disk by `<frontend domid>/<devid>`. */
   readonly disks: Map<string, BlockDevice>;
   /** Blkback by back-end path. */
@@ -152,8 +152,11 @@ interface VbdService {
 
 const vbdServices = new WeakMap<Machine, VbdService>();
 
-/** dom0's vbd service, registering dom0's blkback driver for every vbd the first time. */
-async function vbdService(m: Machine): Promise<VbdService> {
+/**
+ * dom0's vbd service, registering dom0's blkback driver for every vbd the first time. A
+ * toolstack sets the disk of `<frontend domid>/<devid>` before writing the vbd's directories.
+ */
+export async function vbdService(m: Machine): Promise<VbdService> {
   const known = vbdServices.get(m);
   if (known !== undefined) return known;
   const service: VbdService = { disks: new Map(), blkbacks: new Map() };

@@ -222,6 +222,16 @@ export class Blkback {
     return this.liveMappings;
   }
 
+  /**
+   * The ring ABI the frontend connected with (its `protocol` key [io/protocols.h]: "x86_64-abi",
+   * "x86_32-abi"): the current connection's, or the last one's once it has ended; undefined
+   * before the first connection.
+   */
+  get protocol(): string | undefined {
+    return this.protocolValue;
+  }
+  private protocolValue: string | undefined;
+
   /** Persistent grants mapped on the current ring (0 when not negotiated or disconnected). */
   get persistentGrants(): number {
     return this.channel?.persistent?.size ?? 0;
@@ -442,6 +452,7 @@ export class Blkback {
     };
     (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.kick(ch));
     this.channel = ch;
+    this.protocolValue = layout.protocol;
     this.stats.connects++;
     this.log(`ring connected: ${refs.length} page(s), port ${port}, ${layout.protocol}${persistent ? ", persistent grants" : ""}`);
 

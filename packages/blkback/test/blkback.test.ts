@@ -59,7 +59,8 @@ describe("blkback handshake", () => {
 
   it("maps a multi-page ring and serves both ABIs", async () => {
     for (const protocol of ["x86_32-abi", "x86_64-abi"] as const) {
-      const { front, send, dom0, disk } = await setup({ protocol, order: 3 });
+      const { front, send, dom0, disk, back } = await setup({ protocol, order: 3 });
+      expect(back.protocol).toBe(protocol);
       expect(dom0.gnttab.mappingsHeld).toBe(8);
       disk.data.fill(0x5a, 0, 512);
       const buf = front.grantPage(false);
@@ -70,7 +71,22 @@ describe("blkback handshake", () => {
       for (const r of rsp.values()) expect(r).toMatchObject({ operation: BLKIF_OP.READ, status: BLKIF_RSP.OKAY });
       expect(buf.page.bytes[511]).toBe(0x5a);
       expect(dom0.gnttab.mappingsHeld).toBe(8);
+      // The negotiated ABI outlives the connection (what a toolstack reports afterwards).
+      await back.stop();
+      expect(back.connected).toBe(false);
+      expect(back.protocol).toBe(protocol);
     }
+  });
+
+  it("has no protocol before a frontend connects", async () => {
+    const xen = new InMemoryXen();
+    const dom0 = xen.createDomain(0);
+    xen.createDomain(1);
+    await addDevice(xen, { kind: "vbd", frontendDomid: 1, backendDomid: 0, devid: DEVID });
+    const back = new Blkback({ xen: dom0, device: new MemoryBlockDevice(8), frontendDomid: 1, devid: DEVID });
+    await back.start();
+    expect(back.state).toBe(XENBUS_STATE.InitWait);
+    expect(back.protocol).toBeUndefined();
   });
 
   it("refuses a ring-page-order above what it offered", async () => {
