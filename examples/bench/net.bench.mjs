@@ -2,21 +2,27 @@
 // (b) a domU through netfront → netback → dom0's bridge → the same driver, in one run, on one
 // machine (the Xen 2.0 system of examples/src/xen2). The wire's far end only counts frames.
 // For 64-byte (60 + FCS) and 1514-byte frames: medians of SAMPLES timed samples of FRAMES frames
-// after a warm-up; prints one JSON object with two views, as the block benchmark does:
+// per path after a warm-up of WARMUP frames; the paths take turns, and which one goes first
+// alternates from sample to sample (ABBA), so that both see the same host load and neither
+// always inherits the other's garbage. Prints one JSON object with two views, as the block
+// benchmark does:
 // - wall: what the emulation achieves on this host (JavaScript time of every layer, all the way
 //   to the frame leaving the model's wire port); `cpu` is the same per CPU-second of this process
-//   (user + system), which other load on a shared machine disturbs less, and the ratio uses it;
+//   (user + system), which other load on a shared machine disturbs less;
 // - virtual: throughput as the emulated machine experiences it (the hypervisor's modelled CPU
 //   costs of domain tasks and upcalls, the NIC's interrupt moderation; the model's wire itself
 //   has no serialisation delay).
 // Each sender is a task of its domain that sends while the backlog (frames queued or in flight
 // at the NIC, and queued or on the ring in netfront) is below 255 frames (the TX ring: nothing waits in a software queue) and otherwise checks again 2 µs later
 // (virtual), the same for both paths.
+// Ratios domU/dom0: of the medians, and the median (min, max) of the ratios of the two samples
+// taken back to back (pairs), for wall clock and CPU time.
 import { createMachine, probeHardware, addDomU } from "../dist/xen2/system.js";
 import { E1000_ASSIGNMENT, addVif, dom0Network, plugE1000, startE1000Driver } from "../dist/xen2/network.js";
 
-const SAMPLES = Number(process.env.SAMPLES ?? 9);
+const SAMPLES = Number(process.env.SAMPLES ?? 15);
 const FRAMES = Number(process.env.FRAMES ?? 100_000);
+const WARMUP = Number(process.env.WARMUP ?? 20_000);
 const PEER = Uint8Array.of(0x02, 0, 0, 0, 0, 0xfe);
 const GUEST_MAC = "00:16:3e:00:00:01";
 
@@ -107,7 +113,11 @@ function blast(path, f, n) {
   });
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
 const results = [];
 for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
   const row = { frameBytes: len, onWireBytes: len + 4, frames: FRAMES };
@@ -122,11 +132,11 @@ for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
     cfps[name] = [];
     vfps[name] = [];
     lost[name] = 0;
-    await m.run(blast(path, f[name], 2_000)); // warm-up
+    await m.run(blast(path, f[name], WARMUP));
   }
-  // Samples alternate between the paths, so both see the same host load.
+  const order = Object.entries(paths);
   for (let i = 0; i < SAMPLES; i++) {
-    for (const [name, path] of Object.entries(paths)) {
+    for (const [name, path] of i % 2 === 0 ? order : [...order].reverse()) {
       const w0 = performance.now();
       const c0 = process.cpuUsage();
       const r = await m.run(blast(path, f[name], FRAMES));
@@ -147,11 +157,18 @@ for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
       lost: lost[name],
     };
   }
-  if (row.dom0 && row.domU) row.ratioDomUToDom0 = {
-    cpu: +(row.domU.cpu.framesPerSecond / row.dom0.cpu.framesPerSecond).toFixed(3),
-    wall: +(row.domU.wall.framesPerSecond / row.dom0.wall.framesPerSecond).toFixed(3),
-    virtual: +(row.domU.virtual.framesPerSecond / row.dom0.virtual.framesPerSecond).toFixed(3),
-  };
+  if (row.dom0 && row.domU) {
+    const pairs = (xs) => {
+      const r = xs.domU.map((u, i) => u / xs.dom0[i]);
+      return { median: +median(r).toFixed(3), min: +Math.min(...r).toFixed(3), max: +Math.max(...r).toFixed(3) };
+    };
+    row.ratioDomUToDom0 = {
+      cpu: +(row.domU.cpu.framesPerSecond / row.dom0.cpu.framesPerSecond).toFixed(3),
+      wall: +(row.domU.wall.framesPerSecond / row.dom0.wall.framesPerSecond).toFixed(3),
+      virtual: +(row.domU.virtual.framesPerSecond / row.dom0.virtual.framesPerSecond).toFixed(3),
+      pairs: { cpu: pairs(cfps), wall: pairs(fps) },
+    };
+  }
   results.push(row);
 }
 console.log(
@@ -162,6 +179,7 @@ console.log(
       nic: "hw-e1000 82540EM, 256 TX descriptors, dom0's vanilla driver-e1000 on the hypervisor's driver platform",
       gbit: "frame bytes without FCS x 8 / time",
       samples: SAMPLES,
+      warmupFrames: WARMUP,
       results,
       counters: {
         nic: (({ txPackets, txCopied, txZeroCopy, txQueued, txDropped, interrupts }) => ({ txPackets, txCopied, txZeroCopy, txQueued, txDropped, interrupts }))(nic.statistics()),

@@ -272,9 +272,12 @@ export class Netback {
       }
       let left = pending;
       while (left > 0 && this.connected) {
-        // The common case, a packet in one slot with no extra info: batched, without decoding objects.
-        if ((ring.view.getUint16(ring.slot(ring.reqCons) + NETIF_TX_REQUEST.FLAGS, true) & (NETTXF.more_data | NETTXF.extra_info)) === 0) {
-          this.takeOneSlot(ring);
+        // The common case, a packet in one slot with no extra info: batched, without decoding
+        // objects. The slot is published (one of `pending`): consumed as RING_GET_REQUEST + req_cons++.
+        const at = ring.slot(ring.reqCons);
+        if ((ring.view.getUint16(at + NETIF_TX_REQUEST.FLAGS, true) & (NETTXF.more_data | NETTXF.extra_info)) === 0) {
+          ring.reqCons = (ring.reqCons + 1) >>> 0;
+          this.takeOneSlot(ring.view, at);
           left--;
           if (this.batched === TX_BATCH) this.transmitBatch(ring);
           continue;
@@ -317,13 +320,11 @@ export class Netback {
   private lent: Uint8Array[] = [];
 
   /**
-   * Takes one packet in one TX slot (no NETTXF_more_data, no NETTXF_extra_info) into the
-   * batch: the checks {@link takePacket} makes for such a slot, and its copy op. Each field of
+   * Takes the packet in the one TX slot at `at` (no NETTXF_more_data, no NETTXF_extra_info),
+   * already consumed, into the batch: the checks {@link takePacket} makes for such a slot, and its copy op. Each field of
    * the request is read once from the shared ring.
    */
-  private takeOneSlot(ring: BackRing): void {
-    const v = ring.view;
-    const at = ring.takeRequest()!;
+  private takeOneSlot(v: DataView, at: number): void {
     const gref = v.getUint32(at + NETIF_TX_REQUEST.GREF, true);
     const offset = v.getUint16(at + NETIF_TX_REQUEST.OFFSET, true);
     const size = v.getUint16(at + NETIF_TX_REQUEST.SIZE_FIELD, true);
