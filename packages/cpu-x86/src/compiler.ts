@@ -1061,7 +1061,8 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
     if (op >= 0x40 && op < 0x50) {
       const m = this.modrm();
       this.readE(m, os, false);
-      this.code += `if(${this.cond(op & 15)})${this.R(os, m.reg)}=v;`;
+      const c = this.cond(op & 15); // may append a flush to this.code: evaluate first
+      this.code += `if(${c})${this.R(os, m.reg)}=v;`;
       return;
     }
     if (op >= 0xc8) {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { commandWorks, externalTool } from "@paravirt/test-support";
 import { describe, expect, it } from "vitest";
 import { Machine } from "../src/index.ts";
+import { COMPILER_MODES, type CompilerMode } from "./compilerModes.ts";
 
 const CODE = 0x800000;
 const DATA = 0x900000;
@@ -282,6 +283,79 @@ const families: Record<string, Gen> = {
         return { insn: [0xd5, rnd() & 0xff], regs, flagMask: SF | ZF | PF };
     }
   },
+  /** A flag-setting instruction, then SETcc, CMOVcc or Jcc reading its flags (compiled: read from the block's locals). */
+  condflags() {
+    const size = [1, 2, 4][rnd() % 3]!;
+    const pre = size === 2 ? [0x66] : [];
+    const w = size === 1 ? 0 : 1;
+    const r8 = () => rnd() % 8;
+    const reg = () => (size === 1 ? r8() : gpr());
+    let first: number[];
+    let ccs = 16;
+    let mask = ARITH & ~AF;
+    switch (rnd() % 6) {
+      case 0:
+        first = [...pre, (rnd() % 8) * 8 + w, modrmReg(reg(), reg())];
+        break;
+      case 1:
+        first = size === 1 ? [0xfe, modrmReg(rnd() % 2, r8())] : [...pre, (rnd() % 2 === 0 ? 0x40 : 0x48) + gpr()];
+        mask = ARITH;
+        break;
+      case 2:
+        first = [...pre, 0xf6 + w, modrmReg(3, reg())];
+        mask = ARITH;
+        break;
+      case 3:
+        first = [...pre, 0xd0 + w, modrmReg([4, 5, 7][rnd() % 3]!, reg())];
+        break;
+      case 4:
+        first = [0x0f, 0xaf, modrmReg(gpr(), gpr())];
+        ccs = 4; // IMUL defines only CF and OF
+        mask = CF | OF;
+        break;
+      default:
+        first = [...pre, 0x84 + w, modrmReg(reg(), reg())];
+        break;
+    }
+    const cc = rnd() % ccs;
+    const reader = [[0x0f, 0x90 + cc, modrmReg(0, r8())], [0x0f, 0x40 + cc, modrmReg(gpr(), gpr())], [0x70 + cc, 0x01, 0x47]][rnd() % 3]!; // jcc skips inc edi
+    return { insn: [...first, ...reader], flagMask: mask };
+  },
+  /** Memory operands of MOVZX/MOVSX, SETcc, CMOVcc, IMUL, shifts, INC/DEC/NEG/NOT, TEST, PUSH/POP. */
+  memforms() {
+    const size = [1, 2, 4][rnd() % 3]!;
+    const pre = size === 2 ? [0x66] : [];
+    const w = size === 1 ? 0 : 1;
+    const at = (reg: number) => memOperand(reg, rnd() % 8);
+    const immv = le32(value()).slice(0, size);
+    switch (rnd() % 8) {
+      case 0:
+        return { insn: [...(size === 2 ? pre : []), 0x0f, [0xb6, 0xb7, 0xbe, 0xbf][rnd() % 4]!, ...at(gpr())], flagMask: ARITH };
+      case 1:
+        return { insn: [0x0f, 0x90 + (rnd() % 16), ...at(0)], flagMask: ARITH };
+      case 2:
+        return { insn: [...(size === 2 ? pre : []), 0x0f, 0x40 + (rnd() % 16), ...at(gpr())], flagMask: ARITH };
+      case 3: {
+        const p = size === 2 ? pre : [];
+        const k = rnd() % 3;
+        const insn = k === 0 ? [...p, 0x0f, 0xaf, ...at(gpr())] : k === 1 ? [...p, 0x6b, ...at(gpr()), rnd() & 0xff] : [...p, 0x69, ...at(gpr()), ...le32(value()).slice(0, size === 2 ? 2 : 4)];
+        return { insn, flagMask: CF | OF };
+      }
+      case 4: {
+        const op = [0, 1, 4, 5, 7][rnd() % 5]!;
+        return { insn: [...pre, 0xd0 + w, ...at(op)], flagMask: op < 4 ? CF | OF : ARITH & ~AF };
+      }
+      case 5:
+      {
+        const k = rnd() % 4; // INC, DEC (FE/FF /0 /1), NOT, NEG (F6/F7 /2 /3)
+        return { insn: [...pre, (k < 2 ? 0xfe : 0xf6) + w, ...at(k)], flagMask: ARITH };
+      }
+      case 6:
+        return { insn: [...pre, 0xf6 + w, ...at(0), ...immv], flagMask: ARITH & ~AF };
+      default:
+        return { insn: [0xff, ...at(6), 0x58 + gpr()], flagMask: ARITH };
+    }
+  },
   string() {
     // REP MOVS/STOS/LODS/SCAS/CMPS within the 16-byte memory window (ESI/EDI point into it).
     const size = [1, 2, 4][rnd() % 3]!;
@@ -373,8 +447,8 @@ function runNative(cases: Case[]): Outcome[] {
   });
 }
 
-function runEmulated(cases: Case[]): Outcome[] {
-  const m = new Machine(undefined, { ramSize: 16 * 1024 * 1024 });
+function runEmulated(cases: Case[], mode: CompilerMode): Outcome[] {
+  const m = new Machine(undefined, { ramSize: 16 * 1024 * 1024, compiler: mode.enabled, compileThreshold: mode.threshold });
   const ram = m.memory.ram;
   const dv = new DataView(ram.buffer);
   return cases.map((c) => {
@@ -399,12 +473,21 @@ function runEmulated(cases: Case[]): Outcome[] {
 
 const hex = (n: number) => (n >>> 0).toString(16).padStart(8, "0");
 
-describe.skipIf(gcc.skip)("differential tests against the host CPU (gcc -m32)", () => {
-  it(`agrees with the host on ${CASES_PER_FAMILY} random cases per family`, () => {
-    gcc.check();
+let generated: { cases: Case[]; native: Outcome[] } | undefined;
+/** The cases and the host's results, made once for every mode. */
+function casesAndNative(): { cases: Case[]; native: Outcome[] } {
+  if (generated === undefined) {
     const cases = makeCases();
-    const native = runNative(cases);
-    const emulated = runEmulated(cases);
+    generated = { cases, native: runNative(cases) };
+  }
+  return generated;
+}
+
+describe.skipIf(gcc.skip)("differential tests against the host CPU (gcc -m32)", () => {
+  it.each(COMPILER_MODES)(`agrees with the host on ${CASES_PER_FAMILY} random cases per family ($name)`, (mode) => {
+    gcc.check();
+    const { cases, native } = casesAndNative();
+    const emulated = runEmulated(cases, mode);
     const failures: string[] = [];
     const perFamily = new Map<string, [number, number]>();
     cases.forEach((c, i) => {

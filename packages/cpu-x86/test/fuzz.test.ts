@@ -6,6 +6,7 @@
 import { FlatMemory } from "@paravirt/vm-interfaces/testing";
 import { describe, expect, it } from "vitest";
 import { CR0, SEG, X86Cpu } from "../src/index.ts";
+import { COMPILER_MODES, useCompilerMode } from "./compilerModes.ts";
 
 let seed = 0x1234567;
 function rnd(): number {
@@ -20,7 +21,8 @@ function fill(mem: FlatMemory): void {
   for (let i = 0; i < mem.bytes.length; i += 4) new DataView(mem.bytes.buffer).setUint32(i, rnd(), true);
 }
 
-describe("random code never throws out of run()", () => {
+describe.each(COMPILER_MODES)("random code never throws out of run() ($name)", (mode) => {
+  useCompilerMode(mode);
   const modes = ["real", "pm16", "pm32", "pm32-paging"] as const;
   for (const mode of modes) {
     it(mode, () => {

@@ -6,6 +6,7 @@
 import { FlatMemory } from "@paravirt/vm-interfaces/testing";
 import { describe, expect, it } from "vitest";
 import { CR0, CR4, EFER, MSR, SEG, X86Cpu } from "../src/index.ts";
+import { COMPILER_MODES, useCompilerMode } from "./compilerModes.ts";
 
 const PD = 0x10000;
 const PT = 0x11000;
@@ -31,7 +32,8 @@ const le = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>>
 /** mov eax, [addr]; hlt */
 const load = (addr: number) => [0xa1, ...le(addr), 0xf4];
 
-describe("2-level paging", () => {
+describe.each(COMPILER_MODES)("2-level paging ($name)", (mode) => {
+  useCompilerMode(mode);
   function setup() {
     const mem = new FlatMemory(16 << 20);
     const dv = new DataView(mem.bytes.buffer);
@@ -144,7 +146,8 @@ describe("2-level paging", () => {
   });
 });
 
-describe("PAE with NX", () => {
+describe.each(COMPILER_MODES)("PAE with NX ($name)", (mode) => {
+  useCompilerMode(mode);
   it("an instruction fetch from an XD page faults with the I/D bit once EFER.NXE is set", () => {
     const mem = new FlatMemory(16 << 20);
     const dv = new DataView(mem.bytes.buffer);

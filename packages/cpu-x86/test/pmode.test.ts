@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { commandWorks, externalTool } from "@paravirt/test-support";
 import { describe, expect, it } from "vitest";
 import { Machine } from "../src/index.ts";
+import { COMPILER_MODES, useCompilerMode } from "./compilerModes.ts";
 
 const nasm = externalTool("nasm", () => commandWorks("nasm", ["-v"]), "apt-get install nasm");
 const qemu = externalTool("qemu-system-i386", () => commandWorks("qemu-system-i386", ["--version"]), "apt-get install qemu-system-x86");
@@ -35,7 +36,8 @@ function runQemu(rom: string): string {
   return readFileSync(log, "latin1");
 }
 
-describe.skipIf(nasm.skip)("pmode.asm: protected mode, paging, rings", () => {
+describe.skipIf(nasm.skip).each(COMPILER_MODES)("pmode.asm: protected mode, paging, rings ($name)", (mode) => {
+  useCompilerMode(mode);
   const rom = nasm.available ? assemble("pmode") : "";
 
   it("runs to HLT with the results the SDM specifies", () => {
@@ -67,7 +69,8 @@ describe.skipIf(nasm.skip)("pmode.asm: protected mode, paging, rings", () => {
   });
 });
 
-describe.skipIf(nasm.skip)("system.asm: descriptors, LDT, task switches, virtual-8086 mode, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3", () => {
+describe.skipIf(nasm.skip).each(COMPILER_MODES)("system.asm: descriptors, LDT, task switches, virtual-8086 mode, LAR/LSL/VERR/VERW, conforming code, RETF/IRET to ring 3 ($name)", (mode) => {
+  useCompilerMode(mode);
   const rom = nasm.available ? assemble("system") : "";
 
   it("runs to HLT", () => {

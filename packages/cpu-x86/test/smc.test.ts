@@ -8,6 +8,7 @@
 import { FlatMemory } from "@paravirt/vm-interfaces/testing";
 import { describe, expect, it } from "vitest";
 import { CR0, SEG, X86Cpu, type PortBus } from "../src/index.ts";
+import { COMPILER_MODES, useCompilerMode } from "./compilerModes.ts";
 
 const CODE = 0x1000;
 
@@ -30,7 +31,8 @@ function load(code: number[], io?: PortBus): { cpu: X86Cpu; mem: FlatMemory } {
   return { cpu, mem };
 }
 
-describe("self-modifying code", () => {
+describe.each(COMPILER_MODES)("self-modifying code ($name)", (mode) => {
+  useCompilerMode(mode);
   it("a store into the next instruction's immediate is seen on every pass", () => {
     const { cpu } = load([
       0xb9, 0x03, 0x00, 0x00, 0x00, //       1000 mov ecx, 3

@@ -7,6 +7,7 @@ import { FlatMemory } from "@paravirt/vm-interfaces/testing";
 import type { InterruptController } from "@paravirt/vm-interfaces";
 import { describe, expect, it } from "vitest";
 import { CR0, CR4, FLAG, SEG, X86Cpu, X86CpuError } from "../src/index.ts";
+import { COMPILER_MODES, useCompilerMode } from "./compilerModes.ts";
 
 /** A controller with one pending vector at a time. */
 class OneShotPic implements InterruptController {
@@ -29,7 +30,8 @@ function realModeCpu(code: number[], at = 0x7c00, pic?: InterruptController): { 
   return { cpu, mem };
 }
 
-describe("run exits", () => {
+describe.each(COMPILER_MODES)("run exits ($name)", (mode) => {
+  useCompilerMode(mode);
   it("stops on budget with the executed count", () => {
     const { cpu } = realModeCpu([0xeb, 0xfe]); // jmp $
     expect(cpu.run(1000)).toEqual({ reason: "budget", executed: 1000 });
@@ -128,7 +130,8 @@ describe("run exits", () => {
   });
 });
 
-describe("memory without a view()", () => {
+describe.each(COMPILER_MODES)("memory without a view() ($name)", (mode) => {
+  useCompilerMode(mode);
   it("runs through the GuestMemory methods (MMIO-style) with the same results", () => {
     const flat = new FlatMemory(1 << 20);
     // A GuestMemory that hides view(): every access goes through readU8/writeU8.
@@ -154,7 +157,8 @@ describe("memory without a view()", () => {
   });
 });
 
-describe("state save and restore", () => {
+describe.each(COMPILER_MODES)("state save and restore ($name)", (mode) => {
+  useCompilerMode(mode);
   it("continues identically after a JSON round trip", () => {
     // A loop summing 1..N with a memory counter, interrupted half-way by the budget.
     const code = [0x66, 0xb9, 0x10, 0x27, 0, 0, 0x66, 0x31, 0xc0, 0x66, 0x01, 0xc8, 0xff, 0x06, 0x00, 0x60, 0xe2, 0xf7, 0xf4];
@@ -173,7 +177,8 @@ describe("state save and restore", () => {
   });
 });
 
-describe("the PV GRUB environment: ring 1, PAE, int 0x82", () => {
+describe.each(COMPILER_MODES)("the PV GRUB environment: ring 1, PAE, int 0x82 ($name)", (mode) => {
+  useCompilerMode(mode);
   // Layout after pv-grub.md §2: L3 at 0x10000 with Xen-style 0x67 entries, one L2 at 0x11000,
   // L1 at 0x12000 mapping 0-2 MiB with P|RW|A (0x23) and the page-table frames read-only.
   function pvGuest(code: number[]): { cpu: X86Cpu; mem: FlatMemory } {
