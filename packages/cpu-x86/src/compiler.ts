@@ -153,8 +153,6 @@ const F_CF = 0x1;
 const F_DF = 0x400;
 const S_DS = 3;
 const S_SS = 2;
-/** Byte-register number to byte offset in the register file (AL CL DL BL AH CH DH BH). */
-const R8 = [0, 4, 8, 12, 1, 5, 9, 13];
 
 /** Segment-override prefix to segment register (ES CS SS DS FS GS). [SDM Vol.2 2.1.1] */
 const SEG_PREFIX = new Map([[0x26, 0], [0x2e, 1], [0x36, 2], [0x3e, 3], [0x64, 4], [0x65, 5]]);
@@ -205,8 +203,13 @@ export function compileBlock(cpu: X86Cpu, phys: number, avail: number): Block | 
   }
   const src = g.source();
   const { ram, ram32, tlb, parity } = cpu.jitView;
-  const factory = new Function("regs", "r16", "r8", "sb", "sl", "sw", "sro", "tlb", "ram", "ram32", "cp", "PAR", "SH", "S", src) as (...args: unknown[]) => Block["fn"];
-  const fn = factory(cpu.regs, cpu.r16, cpu.r8, cpu.segBase, cpu.segLimit, cpu.segSlow, cpu.segRO, tlb, ram, ram32, cpu.codePages, parity, shift, Int32Array.from(g.starts));
+  let factory: (...args: unknown[]) => Block["fn"];
+  try {
+    factory = new Function("regs", "sb", "sl", "sw", "sro", "tlb", "ram", "ram32", "cp", "PAR", "SH", "S", src) as (...args: unknown[]) => Block["fn"];
+  } catch (e) {
+    throw new Error(`block compiler bug at ${phys.toString(16)}: ${String(e)}\n${src}`);
+  }
+  const fn = factory(cpu.regs, cpu.segBase, cpu.segLimit, cpu.segSlow, cpu.segRO, tlb, ram, ram32, cpu.codePages, parity, shift, Int32Array.from(g.starts));
   const b: Block = { fn, phys, mode, len: g.len, n, bytes, epoch: cpu.codeEpoch };
   cpu.blocks.add(b);
   return b;
@@ -242,6 +245,8 @@ class Gen {
   private code = "";
   private stores = false;
   private loops = false;
+  /** Segments the block addresses memory through. */
+  private readonly segs = new Set<number>();
   private ended = false;
 
   constructor(cpu: X86Cpu, phys: number, avail: number) {
@@ -289,13 +294,18 @@ class Gen {
   source(): string {
     const body = this.parts.join("\n");
     const head = this.loops ? "out:for(;;){" : "out:{";
+    const segs = [...this.segs].map((n) => `const sB${n}=sb[${n}],sL${n}=sl[${n}],sR${n}=sw[${n}]===0,sW${n}=(sw[${n}]|sro[${n}])===0;`).join("");
+    const gs = [0, 1, 2, 3, 4, 5, 6, 7];
+    const load = `let ${gs.map((n) => `g${n}=regs[${n}]`).join(",")};`;
+    const store = gs.filter((n) => new RegExp(`g${n}=`).test(body)).map((n) => `regs[${n}]=g${n};`).join("");
     return `"use strict";return function(cpu,limit){
-const e0=cpu.eip;const lim=limit-cpu.count;const poll=(cpu.flags&512)!==0&&cpu.pic!==undefined;
+const e0=cpu.eip;const lim=limit-cpu.count;const poll=(cpu.flags&512)!==0&&cpu.pic!==undefined;const csl=sl[1];${segs}
+${load}
 let o=0,l=0,e=0,p=0,v=0,a=0,b=0,r=0,t=0,la=0,lb=0,lr=0,lc=0,fk=0,k=0,ne=0,nk=0,nb=0,sm=0;
 try{${head}
 ${body}
-}}catch(x){cpu.count+=nb+k;cpu.instrStart=(e0+S[k])|0;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);throw x;}
-cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
+}}catch(x){${store}cpu.count+=nb+k;cpu.instrStart=(e0+S[k])|0;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);throw x;}
+${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
   }
 
   // ------------------------------------------------------------------ bytes
@@ -336,33 +346,47 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       const scale = sib >> 6;
       if (base === 5 && mod === 0) disp = this.s32();
       else {
-        terms.push(`regs[${base}]`);
+        terms.push(`g${base}`);
         if (base === 4 || base === 5) seg = S_SS;
       }
-      if (index !== 4) terms.push(scale === 0 ? `regs[${index}]` : `(regs[${index}]<<${scale})`);
+      if (index !== 4) terms.push(scale === 0 ? `g${index}` : `(g${index}<<${scale})`);
     } else if (rm === 5 && mod === 0) {
       disp = this.s32();
     } else {
-      terms.push(`regs[${rm}]`);
+      terms.push(`g${rm}`);
       if (rm === 5) seg = S_SS;
     }
     if (mod === 1) disp = (disp + this.s8()) | 0;
     else if (mod === 2) disp = (disp + this.s32()) | 0;
     if (disp !== 0 || terms.length === 0) terms.push(String(disp));
-    const ea = terms.length === 1 && terms[0] === `regs[${rm}]` ? terms[0] : `(${terms.join("+")})|0`;
+    const ea = terms.length === 1 && terms[0] === `g${rm}` ? terms[0] : `(${terms.join("+")})|0`;
     return { mod, reg, rm, ea, seg: this.segOv >= 0 ? this.segOv : seg };
   }
 
   // ------------------------------------------------------------------ registers and memory
 
+  /**
+   * Register `n` of width `bits` as an expression. The block keeps the eight registers in
+   * locals g0-g7 (loaded on entry, written back on every exit and fault).
+   */
   private R(bits: number, n: number): string {
-    return bits === 32 ? `regs[${n}]` : bits === 16 ? `r16[${n * 2}]` : `r8[${R8[n]}]`;
+    if (bits === 32) return `g${n}`;
+    if (bits === 16) return `(g${n}&65535)`;
+    return n < 4 ? `(g${n}&255)` : `((g${n - 4}>>8)&255)`;
+  }
+  /** Statement writing `val` into register `n` of width `bits` (the other bits kept). */
+  private W(bits: number, n: number, val: string): string {
+    if (bits === 32) return `g${n}=(${val})|0;`;
+    if (bits === 16) return `g${n}=(g${n}&-65536)|((${val})&65535);`;
+    return n < 4 ? `g${n}=(g${n}&-256)|((${val})&255);` : `g${n - 4}=(g${n - 4}&-65281)|(((${val})&255)<<8);`;
   }
 
   /** Linear address of seg:`off` for `size` bytes into `l` (segAddr / segWriteAddr). */
   private lin(seg: number, off: string, size: number, write: boolean): void {
-    const ok = write ? `(sw[${seg}]|sro[${seg}])===0` : `sw[${seg}]===0`;
-    this.code += `o=${off};if(${ok}&&(o>>>0)+${size - 1}<=sl[${seg}])l=(sb[${seg}]+o)|0;else l=cpu.${write ? "segWriteAddr" : "segAddr"}(${seg},o,${size});`;
+    // Segment state cannot change inside a block: base, limit and usability are read on entry.
+    this.segs.add(seg);
+    const ok = write ? `sW${seg}` : `sR${seg}`;
+    this.code += `o=${off};if(${ok}&&(o>>>0)+${size - 1}<=sL${seg})l=(sB${seg}+o)|0;else l=cpu.${write ? "segWriteAddr" : "segAddr"}(${seg},o,${size});`;
   }
 
   /** Physical address test for `l` into `p` (a boolean expression): TLB hit and RAM. */
@@ -397,13 +421,13 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
   }
   /** Writes after readE(rmw) (writeE*R). */
   private writeBack(m: ModRM, bits: number, val: string): void {
-    if (m.mod === 3) this.code += `${this.R(bits, m.rm)}=${val};`;
+    if (m.mod === 3) this.code += this.W(bits, m.rm, val);
     else this.writeL(bits >> 3, val);
   }
   /** Writes the r/m operand (writeE*). */
   private writeE(m: ModRM, bits: number, val: string): void {
     if (m.mod === 3) {
-      this.code += `${this.R(bits, m.rm)}=${val};`;
+      this.code += this.W(bits, m.rm, val);
       return;
     }
     this.lin(m.seg, m.ea, bits >> 3, true);
@@ -412,10 +436,10 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
 
   private push(bits: number, val: string): void {
     const n = bits >> 3;
-    this.code += `t=(regs[4]-${n})|0;`;
+    this.code += `t=(g4-${n})|0;`;
     this.lin(S_SS, "t", n, true);
     this.writeL(n, val);
-    this.code += "regs[4]=t;";
+    this.code += "g4=t;";
   }
 
   // ------------------------------------------------------------------ flags
@@ -579,7 +603,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
 
   /** A near transfer to constant offset `target` from the block start (CS limit checked). */
   private jumpTo(target: number, into = "t"): string {
-    return `${into}=(e0+${target})|0;if((${into}>>>0)>sl[1])cpu.fault(13,0);`;
+    return `${into}=(e0+${target})|0;if((${into}>>>0)>csl)cpu.fault(13,0);`;
   }
 
   /** Ends the block after this instruction: the transfer code must leave the target in `ne`. */
@@ -669,9 +693,9 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       this.setFlags(kind, bits, "a", "b", "r");
     }
     if (op === 7) return;
-    if (m === null) this.code += `${this.R(bits, 0)}=r;`;
+    if (m === null) this.code += this.W(bits, 0, "r");
     else if (toE) this.writeBack(m, bits, "r");
-    else this.code += `${this.R(bits, m.reg)}=r;`;
+    else this.code += this.W(bits, m.reg, "r");
   }
 
   private oneByte(op: number): void {
@@ -701,10 +725,9 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
     if (op >= 0x40 && op < 0x50) {
       const r = op & 7;
       const dec = op >= 0x48;
-      const reg = this.R(os, r);
-      this.code += `a=${reg};`;
+      this.code += `a=${this.R(os, r)};`;
       this.incDec(dec, os);
-      this.code += `${reg}=r;`;
+      this.code += this.W(os, r, "r");
       return;
     }
     if (op >= 0x50 && op < 0x58) {
@@ -714,10 +737,10 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
     }
     if (op >= 0x58 && op < 0x60) {
       const n = os >> 3;
-      this.code += "t=regs[4];";
+      this.code += "t=g4;";
       this.lin(S_SS, "t", n, false);
       this.readL(n);
-      this.code += `regs[4]=(t+${n})|0;${this.R(os, op & 7)}=v;`;
+      this.code += `g4=(t+${n})|0;${this.W(os, op & 7, "v")}`;
       return;
     }
     if (op >= 0x70 && op < 0x80) {
@@ -728,17 +751,15 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       return;
     }
     if (op >= 0x91 && op < 0x98) {
-      const a = this.R(os, 0);
-      const b = this.R(os, op & 7);
-      this.code += `t=${a};${a}=${b};${b}=t;`;
+      this.code += `a=${this.R(os, 0)};b=${this.R(os, op & 7)};${this.W(os, 0, "b")}${this.W(os, op & 7, "a")}`;
       return;
     }
     if (op >= 0xb0 && op < 0xb8) {
-      this.code += `${this.R(8, op & 7)}=${this.u8()};`;
+      this.code += this.W(8, op & 7, String(this.u8()));
       return;
     }
     if (op >= 0xb8 && op < 0xc0) {
-      this.code += `${this.R(os, op & 7)}=${this.imm(os)};`;
+      this.code += this.W(os, op & 7, String(this.imm(os)));
       return;
     }
     switch (op) {
@@ -787,7 +808,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         this.readE(m, bits, true, "a");
         this.code += `b=${this.R(bits, m.reg)};`;
         this.writeBack(m, bits, "b");
-        this.code += `${this.R(bits, m.reg)}=a;`;
+        this.code += this.W(bits, m.reg, "a");
         return;
       }
       case 0x88:
@@ -803,22 +824,22 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         const bits = op === 0x8a ? 8 : os;
         const m = this.modrm();
         this.readE(m, bits, false);
-        this.code += `${this.R(bits, m.reg)}=v;`;
+        this.code += this.W(bits, m.reg, "v");
         return;
       }
       case 0x8d: {
         const m = this.modrm();
         if (m.mod === 3) throw UNSUPPORTED;
-        this.code += `${this.R(os, m.reg)}=${m.ea};`;
+        this.code += this.W(os, m.reg, m.ea);
         return;
       }
       case 0x90:
         return;
       case 0x98:
-        this.code += os === 32 ? "regs[0]=(r16[0]<<16)>>16;" : "r16[0]=(r8[0]<<24)>>24;";
+        this.code += os === 32 ? "g0=(g0<<16)>>16;" : this.W(16, 0, "(g0<<24)>>24");
         return;
       case 0x99:
-        this.code += os === 32 ? "regs[2]=regs[0]>>31;" : "r16[4]=(r16[0]&32768)!==0?65535:0;";
+        this.code += os === 32 ? "g2=g0>>31;" : this.W(16, 2, "(g0&32768)!==0?65535:0");
         return;
       case 0xa0:
       case 0xa1:
@@ -830,7 +851,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         if (op < 0xa2) {
           this.lin(seg, String(off), bits >> 3, false);
           this.readL(bits >> 3);
-          this.code += `${this.R(bits, 0)}=v;`;
+          this.code += this.W(bits, 0, "v");
         } else {
           this.code += `v=${this.R(bits, 0)};`;
           this.lin(seg, String(off), bits >> 3, true);
@@ -856,10 +877,10 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       case 0xc3: {
         if (os !== 32) throw UNSUPPORTED;
         const n = op === 0xc2 ? this.u16() : 0;
-        this.code += "t=regs[4];";
+        this.code += "t=g4;";
         this.lin(S_SS, "t", 4, false);
         this.readL(4);
-        this.endWith(`if((v>>>0)>sl[1])cpu.fault(13,0);regs[4]=(regs[4]+${4 + n})|0;ne=v;`);
+        this.endWith(`if((v>>>0)>csl)cpu.fault(13,0);g4=(g4+${4 + n})|0;ne=v;`);
         return;
       }
       case 0xc6:
@@ -874,10 +895,10 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       }
       case 0xc9: {
         const n = os >> 3;
-        this.code += "t=regs[5];";
+        this.code += "t=g5;";
         this.lin(S_SS, "t", n, false);
         this.readL(n);
-        this.code += `regs[4]=(t+${n})|0;${this.R(os, 5)}=v;`;
+        this.code += `g4=(t+${n})|0;${this.W(os, 5, "v")}`;
         return;
       }
       case 0xe0:
@@ -888,7 +909,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         const d = this.s8();
         const target = this.pos - this.phys + d;
         if (op === 0xe3) {
-          this.branch("regs[1]===0", target);
+          this.branch("g1===0", target);
           return;
         }
         let extra = "";
@@ -896,8 +917,8 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
           const zf = this.cond(4); // ZF
           extra = op === 0xe1 ? `&&${zf}` : `&&!${zf}`;
         }
-        this.code += "regs[1]=(regs[1]-1)|0;";
-        this.branch(`regs[1]!==0${extra}`, target);
+        this.code += "g1=(g1-1)|0;";
+        this.branch(`g1!==0${extra}`, target);
         return;
       }
       case 0xe8: {
@@ -968,7 +989,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
           case 2:
             if (op !== 0xff || os !== 32) throw UNSUPPORTED;
             this.readE(m, 32, false, "a");
-            this.code += "if((a>>>0)>sl[1])cpu.fault(13,0);";
+            this.code += "if((a>>>0)>csl)cpu.fault(13,0);";
             this.code += `v=(e0+${this.pos - this.phys})|0;`;
             this.push(32, "v");
             this.endWith("ne=a;");
@@ -976,7 +997,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
           case 4:
             if (op !== 0xff || os !== 32) throw UNSUPPORTED;
             this.readE(m, 32, false, "a");
-            this.endWith("if((a>>>0)>sl[1])cpu.fault(13,0);ne=a;");
+            this.endWith("if((a>>>0)>csl)cpu.fault(13,0);ne=a;");
             return;
           case 6:
             if (op !== 0xff) throw UNSUPPORTED;
@@ -1000,7 +1021,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       this.code += "r=((a<<16)>>16)*((b<<16)>>16);t=r!==(r<<16)>>16?2049:0;";
     }
     this.setSZP(bits, "r", "t");
-    this.code += `${this.R(bits, reg)}=r;`;
+    this.code += this.W(bits, reg, "r");
   }
 
   /** Group 2 shifts and rotates; shift.ts grp2Eb/grp2Ev. */
@@ -1011,7 +1032,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
     this.readE(m, bits, true, "a");
     if (op === 0xd2 || op === 0xd3) {
       this.flush();
-      this.code += "t=r8[4]&31;if(t!==0){";
+      this.code += "t=g1&31;if(t!==0){";
       if (bits === 32 && k >= 4 && k !== 6) {
         if (k === 4) this.code += "r=a<<t;v=(a>>>(32-t))&1;cpu.setSZP(r,32,v|((((r>>>31)^v)&1)<<11));";
         else if (k === 5) this.code += "r=a>>>t;cpu.setSZP(r,32,((a>>>(t-1))&1)|(((((r<<1)^r)>>>31)&1)<<11));";
@@ -1062,12 +1083,12 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       const m = this.modrm();
       this.readE(m, os, false);
       const c = this.cond(op & 15); // may append a flush to this.code: evaluate first
-      this.code += `if(${c})${this.R(os, m.reg)}=v;`;
+      this.code += `if(${c}){${this.W(os, m.reg, "v")}}`;
       return;
     }
     if (op >= 0xc8) {
       const r = op & 7;
-      this.code += `v=regs[${r}];regs[${r}]=((v>>>24)|((v>>8)&65280)|((v&65280)<<8)|(v<<24))|0;`;
+      this.code += `v=g${r};g${r}=((v>>>24)|((v>>8)&65280)|((v&65280)<<8)|(v<<24))|0;`;
       return;
     }
     switch (op) {
@@ -1086,7 +1107,7 @@ cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         const src = (op & 1) === 0 ? 8 : 16;
         this.readE(m, src, false);
         const val = op < 0xb8 ? "v" : src === 8 ? "(v<<24)>>24" : "(v<<16)>>16";
-        this.code += `${this.R(os, m.reg)}=${val};`;
+        this.code += this.W(os, m.reg, val);
         return;
       }
       default:
