@@ -98,6 +98,8 @@ interface PersistentGrant {
   users: number;
   /** Last use, for LRU eviction. */
   stamp: number;
+  /** The page as a DataView, made the first time it serves as an indirect page. */
+  view: DataView | undefined;
 }
 
 /** Grants one request holds: persistent ones (released) and transient ones (unmapped). */
@@ -136,6 +138,11 @@ interface Failure {
 
 function fail(status: number, why: string): Failure {
   return { status, why };
+}
+
+/** A mapped page as a DataView. */
+function pageView(m: GrantMapping): DataView {
+  return new DataView(m.bytes.buffer, m.bytes.byteOffset, PAGE_SIZE);
 }
 
 /** Parses a peer's decimal unsigned 32-bit number; undefined for anything else. */
@@ -787,7 +794,7 @@ export class Blkback {
           if (m !== undefined) {
             this.liveMappings++;
             this.stats.persistentMaps++;
-            g = { ref: gref, mapping: m, users: 0, stamp: 0 };
+            g = { ref: gref, mapping: m, users: 0, stamp: 0, view: undefined };
             cache.set(gref, g);
           }
         }
@@ -946,7 +953,8 @@ export class Blkback {
         return this.refuse(fail(BLKIF_RSP.ERROR, `indirect page map: ${String(e)}`));
       }
       // Copy the segment descriptors out before releasing: the frontend may rewrite the page.
-      const v = new DataView(m.bytes.buffer, m.bytes.byteOffset, PAGE_SIZE);
+      const kept = held.pinned[0];
+      const v = kept !== undefined ? (kept.view ??= pageView(m)) : pageView(m);
       const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nrSegments - i * BLKIF_SEGS_PER_INDIRECT_FRAME);
       for (let k = 0; k < n; k++) segs.push(decodeBlkifSegment(v, k * 8));
       this.release(ch, held);

@@ -109,6 +109,8 @@ interface Shadow {
 interface PGrant {
   readonly ref: GrantRef;
   readonly page: Page;
+  /** The page as a DataView, for segment descriptors when it serves as an indirect page. */
+  readonly view: DataView;
 }
 
 interface Channel {
@@ -126,6 +128,21 @@ interface BackendFeatures {
   indirect: number;
   /** Both ends use persistent grants on this connection. */
   persistent: boolean;
+}
+
+/**
+ * The first `length` bytes of the pool pages `pooled` as one view when the pages follow each
+ * other in one buffer (the pool hands out runs of pages allocated together), else undefined.
+ */
+function poolRun(pooled: readonly PGrant[], length: number): Uint8Array | undefined {
+  const first = pooled[0]!.page.bytes;
+  const n = Math.ceil(length / PAGE_SIZE);
+  if (n === 1) return length === PAGE_SIZE ? first : first.subarray(0, length);
+  for (let i = 1; i < n; i++) {
+    const b = pooled[i]!.page.bytes;
+    if (b.buffer !== first.buffer || b.byteOffset !== first.byteOffset + i * PAGE_SIZE) return undefined;
+  }
+  return new Uint8Array(first.buffer, first.byteOffset, length);
 }
 
 /**
@@ -182,6 +199,8 @@ export class Blkfront implements BlockDevice {
   private unwatch: (() => Promise<void>) | undefined;
   private dead: BlockError | undefined;
   private closingByUs = false;
+  /** Reused to encode indirect segment descriptors without an object per segment. */
+  private readonly scratchSegment: { gref: number; firstSect: number; lastSect: number } = { gref: 0, firstSect: 0, lastSect: 0 };
   private connectWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   constructor(opts: BlkfrontOptions) {
@@ -612,7 +631,7 @@ export class Blkfront implements BlockDevice {
         this.releasePage(page);
         break;
       }
-      const pg: PGrant = { ref, page };
+      const pg: PGrant = { ref, page, view: new DataView(page.bytes.buffer, page.bytes.byteOffset, PAGE_SIZE) };
       this.poolAll.push(pg);
       this.stats.persistentGrants++;
       out.push(pg);
@@ -871,31 +890,42 @@ export class Blkfront implements BlockDevice {
     }
     const pooled = s.pooled;
     const src = s.src;
-    const segments: BlkifSegment[] = new Array(nData);
-    let left = s.length;
-    for (let i = 0; i < nData; i++) {
-      const g = pooled[i]!;
-      const n = left < PAGE_SIZE ? left : PAGE_SIZE;
-      if (src !== undefined) g.page.bytes.set(n === PAGE_SIZE ? src.subarray(i * PAGE_SIZE, i * PAGE_SIZE + PAGE_SIZE) : src.subarray(i * PAGE_SIZE, i * PAGE_SIZE + n));
-      left -= n;
-      segments[i] = { gref: g.ref, firstSect: 0, lastSect: n / BLKIF_SECTOR_SIZE - 1 };
+    if (src !== undefined) {
+      const run = poolRun(pooled, s.length);
+      if (run !== undefined) run.set(src);
+      else {
+        for (let i = 0, o = 0; i < nData; i++, o += PAGE_SIZE) {
+          const n = s.length - o < PAGE_SIZE ? s.length - o : PAGE_SIZE;
+          pooled[i]!.page.bytes.set(src.subarray(o, o + n));
+        }
+      }
     }
     this.stats.bouncedPages += nData;
+    // Every segment covers a whole page but the last, which covers what is left.
+    const lastSectOfLast = (s.length - (nData - 1) * PAGE_SIZE) / BLKIF_SECTOR_SIZE - 1;
     const off = ch.ring.nextRequest();
     this.inflight.set(s.id, s);
     s.indirect = indirect;
     if (!indirect) {
+      const segments: BlkifSegment[] = new Array(nData);
+      for (let i = 0; i < nData; i++) segments[i] = { gref: pooled[i]!.ref, firstSect: 0, lastSect: i === nData - 1 ? lastSectOfLast : SECTORS_PER_PAGE - 1 };
       encodeBlkifRequest(ch.ring.view, off, { operation: s.operation, nrSegments: nData, handle, id: s.id, sectorNumber: s.sector, segments }, ch.layout);
       return true;
     }
+    // The descriptors go straight into the indirect pages (struct blkif_request_segment [blkif.h]).
+    const seg = this.scratchSegment;
+    seg.firstSect = 0;
     const indirectGrefs: number[] = new Array(nInd);
     for (let j = 0; j < nInd; j++) {
       const g = pooled[nData + j]!;
-      const b = g.page.bytes;
-      const v = new DataView(b.buffer, b.byteOffset, PAGE_SIZE);
       const first = j * BLKIF_SEGS_PER_INDIRECT_FRAME;
       const n = Math.min(BLKIF_SEGS_PER_INDIRECT_FRAME, nData - first);
-      for (let k = 0; k < n; k++) encodeBlkifSegment(v, k * BLKIF_SEGMENT.SIZE, segments[first + k]!);
+      for (let k = 0; k < n; k++) {
+        const i = first + k;
+        seg.gref = pooled[i]!.ref;
+        seg.lastSect = i === nData - 1 ? lastSectOfLast : SECTORS_PER_PAGE - 1;
+        encodeBlkifSegment(g.view, k * BLKIF_SEGMENT.SIZE, seg);
+      }
       indirectGrefs[j] = g.ref;
     }
     encodeBlkifRequest(ch.ring.view, off, {
@@ -937,10 +967,14 @@ export class Blkfront implements BlockDevice {
       if (status === BLKIF_RSP.OKAY && s.kind === "read" && s.dst) {
         const dst = s.dst;
         const pooled = s.pooled;
-        for (let o = 0, i = 0; o < s.length; o += PAGE_SIZE, i++) {
-          const n = s.length - o < PAGE_SIZE ? s.length - o : PAGE_SIZE;
-          const b = pooled[i]!.page.bytes;
-          dst.set(n === PAGE_SIZE ? b : b.subarray(0, n), o);
+        const run = poolRun(pooled, s.length);
+        if (run !== undefined) dst.set(run);
+        else {
+          for (let o = 0, i = 0; o < s.length; o += PAGE_SIZE, i++) {
+            const n = s.length - o < PAGE_SIZE ? s.length - o : PAGE_SIZE;
+            const b = pooled[i]!.page.bytes;
+            dst.set(n === PAGE_SIZE ? b : b.subarray(0, n), o);
+          }
         }
       }
       this.returnPooled(s);

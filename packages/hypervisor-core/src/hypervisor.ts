@@ -503,18 +503,50 @@ export class Hypervisor implements HvContext {
    * wall-clock time, for interactive use: the run loop (host code, not a guest) waits on the
    * host's timers when virtual time gets ahead.
    */
-  async runAsync(until = Infinity, options: { pace?: number } = {}): Promise<RunResult> {
+  runAsync(until = Infinity, options: { pace?: number } = {}): Promise<RunResult> {
     const pace = options.pace;
+    if (pace !== undefined && pace > 0) return this.runPaced(until, pace);
+    // Unpaced: each step runs in its own host turn (setImmediate: every promise continuation
+    // queued before it has run), with no promise of its own per step.
+    return new Promise<RunResult>((resolve, reject) => {
+      const step = (): void => {
+        try {
+          const s = this.scheduler.step(until);
+          if (s === "until") resolve("until");
+          else if (s !== "idle") setImmediate(step);
+          else setImmediate(idle);
+        } catch (e) {
+          reject(e);
+        }
+      };
+      // Nothing could run: one more host turn, then idle unless the host gave the machine work.
+      const idle = (): void => {
+        try {
+          if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined) {
+            step();
+            return;
+          }
+          if (until !== Infinity) this.clock.advanceTo(until);
+          resolve("idle");
+        } catch (e) {
+          reject(e);
+        }
+      };
+      setImmediate(step);
+    });
+  }
+
+  /** {@link runAsync} keeping virtual time from running ahead of wall-clock time by `pace`. */
+  private async runPaced(until: number, pace: number): Promise<RunResult> {
     const wall0 = performance.now();
     const virt0 = this.clock.now();
     const catchUp = async (virtualTarget: number) => {
-      if (pace === undefined || !(pace > 0)) return;
       const aheadMs = (virtualTarget - virt0) / pace / 1e6 - (performance.now() - wall0);
       if (aheadMs > 1) await new Promise((resolve) => setTimeout(resolve, aheadMs));
     };
     for (;;) {
       await yieldToHost();
-      if (pace !== undefined && !this.scheduler.hasRunnable()) {
+      if (!this.scheduler.hasRunnable()) {
         const next = this.clock.nextDeadline();
         if (next !== undefined) await catchUp(Math.min(next, until));
       }
@@ -531,6 +563,7 @@ export class Hypervisor implements HvContext {
       return "idle";
     }
   }
+
 
   /** Runs for `ns` of virtual time. */
   runFor(ns: number): RunResult {

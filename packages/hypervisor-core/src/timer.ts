@@ -39,6 +39,8 @@ export class LocalApicTimer implements IoDevice {
   private divide = 0;
   private startedAt = 0;
   private pending: TimerId | undefined;
+  /** The expiry callback, made once (the scheduler re-arms the timer every slice). */
+  private readonly expireFn = (): void => this.expire();
   /** Interrupts fired. */
   fired = 0;
 
@@ -100,7 +102,7 @@ export class LocalApicTimer implements IoDevice {
     this.pending = undefined;
     if (this.initial === 0) return;
     this.startedAt = this.timers.now();
-    this.pending = this.timers.schedule(this.startedAt + this.initial * this.nsPerCount, () => this.expire());
+    this.pending = this.timers.schedule(this.startedAt + this.initial * this.nsPerCount, this.expireFn);
   }
 
   private expire(): void {
