@@ -206,14 +206,24 @@ export class Netfront implements NetDevice {
     return true;
   }
 
+  /**
+   * Places waiting frames into free TX buffers. While some still wait, asks the back end for
+   * an event when it answers (RING_FINAL_CHECK_FOR_RESPONSES sets rsp_event [io/ring.h]), and
+   * reaps what it answered meanwhile. Otherwise no TX completion event is asked for: answered
+   * buffers are reaped when send runs out of them, as virtio-net frees old buffers in its
+   * transmit path with TX interrupts off.
+   */
   private kickTx(): void {
     if (!this.connected) return;
     const tx = this.tx!;
     let pushed = false;
-    while (this.txWaiting.length > 0) {
-      if (!this.placeTx(this.txWaiting[0]!)) break;
-      this.txWaiting.shift();
-      pushed = true;
+    for (;;) {
+      while (this.txWaiting.length > 0 && this.placeTx(this.txWaiting[0]!)) {
+        this.txWaiting.shift();
+        pushed = true;
+      }
+      if (this.txWaiting.length === 0 || !tx.finalCheckForResponses()) break;
+      this.reapTx(tx);
     }
     this.stats.txQueued = this.txWaiting.length;
     if (pushed && tx.pushRequestsAndCheckNotify()) this.notify();
@@ -241,17 +251,17 @@ export class Netfront implements NetDevice {
     }
   }
 
-  /** Frames' buffers on the TX ring, not yet answered by the back end. */
+  /** TX buffers on the ring the back end has not answered yet (answered ones may still await reaping). */
   get txInFlight(): number {
-    return this.txBufs.length - this.freeTx.length;
+    const tx = this.tx;
+    if (tx === undefined) return 0;
+    return ((tx.reqProdPvt - tx.rspCons) >>> 0) - tx.unconsumedResponses();
   }
 
   private interrupt(): void {
     if (this.tx === undefined || this.rx === undefined) return;
-    // TX completions free buffers.
-    const tx = this.tx;
-    do this.reapTx(tx);
-    while (tx.finalCheckForResponses());
+    // TX completions free buffers (an event for them is asked for only while frames wait: kickTx).
+    this.reapTx(this.tx);
     // RX: deliver frames, repost buffers.
     const rx = this.rx;
     let reposted = false;
