@@ -20,16 +20,17 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Runs until `done()`; rejects when the machine has nothing left to do first. */
 export async function runMachine(hv: Hypervisor, hostIo: HostIoTracker, done: () => boolean, options: LoopOptions = {}): Promise<void> {
   const idleTimeout = options.idleTimeoutMs ?? 30_000;
+  // Within a slice too: while host I/O is in flight nothing runs and time stands still.
+  const hostBusy = () => hostIo.inFlight > 0;
   let idleSince = performance.now();
   while (!done()) {
-    if (hostIo.inFlight > 0) {
-      await hv.runAsync(hv.clock.now());
+    if (hostBusy()) {
       await turn();
       idleSince = performance.now();
       continue;
     }
     const before = hv.clock.now();
-    const r = await hv.runAsync(before + SLICE_NS);
+    const r = await hv.runAsync(before + SLICE_NS, { hostBusy });
     if (r === "idle" && hostIo.inFlight === 0 && !done()) {
       if (performance.now() - idleSince > idleTimeout) {
         throw new Error(`the machine went idle for ${idleTimeout} ms before finishing (virtual time ${hv.clock.now()} ns)`);

@@ -141,6 +141,19 @@ function yieldToHost(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Options of {@link Hypervisor.runAsync}. */
+export interface RunAsyncOptions {
+  /** Virtual ns per wall-clock ns (e.g. 1): virtual time does not run ahead of the host's clock. */
+  pace?: number;
+  /**
+   * True while host I/O (a disk image read, a socket) is in flight: the machine then holds still,
+   * no task runs, no timer fires and virtual time does not move, so that a device completes at
+   * the same virtual time however long the host takes (and a command timeout cannot fire
+   * because the host's disk is slow).
+   */
+  hostBusy?: () => boolean;
+}
+
 export class Hypervisor implements HvContext {
   readonly memory: MachineMemory;
   readonly clock: VirtualClock;
@@ -501,16 +514,23 @@ export class Hypervisor implements HvContext {
    *
    * `pace` (virtual ns per wall-clock ns, e.g. 1) keeps virtual time from running ahead of
    * wall-clock time, for interactive use: the run loop (host code, not a guest) waits on the
-   * host's timers when virtual time gets ahead.
+   * host's timers when virtual time gets ahead. `hostBusy` holds the machine still while host
+   * I/O is in flight (see {@link RunAsyncOptions}).
    */
-  runAsync(until = Infinity, options: { pace?: number } = {}): Promise<RunResult> {
+  runAsync(until = Infinity, options: RunAsyncOptions = {}): Promise<RunResult> {
     const pace = options.pace;
-    if (pace !== undefined && pace > 0) return this.runPaced(until, pace);
+    const hostBusy = options.hostBusy;
+    if (pace !== undefined && pace > 0) return this.runPaced(until, pace, hostBusy);
     // Unpaced: each step runs in its own host turn (setImmediate: every promise continuation
     // queued before it has run), with no promise of its own per step.
     return new Promise<RunResult>((resolve, reject) => {
       const step = (): void => {
         try {
+          // Host I/O in flight: the machine holds still (no task, no timer, no time) until it settles.
+          if (hostBusy?.()) {
+            setImmediate(step);
+            return;
+          }
           const s = this.scheduler.step(until);
           if (s === "until") resolve("until");
           else if (s !== "idle") setImmediate(step);
@@ -522,7 +542,7 @@ export class Hypervisor implements HvContext {
       // Nothing could run: one more host turn, then idle unless the host gave the machine work.
       const idle = (): void => {
         try {
-          if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined) {
+          if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined || hostBusy?.()) {
             step();
             return;
           }
@@ -537,7 +557,7 @@ export class Hypervisor implements HvContext {
   }
 
   /** {@link runAsync} keeping virtual time from running ahead of wall-clock time by `pace`. */
-  private async runPaced(until: number, pace: number): Promise<RunResult> {
+  private async runPaced(until: number, pace: number, hostBusy: (() => boolean) | undefined): Promise<RunResult> {
     const wall0 = performance.now();
     const virt0 = this.clock.now();
     const catchUp = async (virtualTarget: number) => {
@@ -546,6 +566,7 @@ export class Hypervisor implements HvContext {
     };
     for (;;) {
       await yieldToHost();
+      if (hostBusy?.()) continue;
       if (!this.scheduler.hasRunnable()) {
         const next = this.clock.nextDeadline();
         if (next !== undefined) await catchUp(Math.min(next, until));
@@ -555,7 +576,7 @@ export class Hypervisor implements HvContext {
       if (s === "until") return "until";
       if (s !== "idle") continue;
       await yieldToHost();
-      if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined) continue;
+      if (this.scheduler.hasRunnable() || this.clock.nextDeadline() !== undefined || hostBusy?.()) continue;
       if (until !== Infinity) {
         await catchUp(until);
         this.clock.advanceTo(until);

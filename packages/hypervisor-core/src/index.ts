@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 export { Hypervisor, UPCALL_COST_NS } from "./hypervisor.ts";
-export type { DeviceAssignment, DomainResources, StartInfo, HypervisorOptions, NativeDomainOptions, ProbedDevice, PvDomainOptions } from "./hypervisor.ts";
+export type { DeviceAssignment, DomainResources, StartInfo, HypervisorOptions, NativeDomainOptions, ProbedDevice, PvDomainOptions, RunAsyncOptions } from "./hypervisor.ts";
 export { NativeDomain, DEFAULT_TASK_NS } from "./nativeDomain.ts";
 export { XenDriverPlatform } from "./driverPlatform.ts";
 export { Domain, X86_REG, registerFile } from "./domain.ts";
