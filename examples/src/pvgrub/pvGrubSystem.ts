@@ -170,7 +170,7 @@ export async function runPvGrub(sys: PvGrubSystem, o: Pick<PvGrubOptions, "marke
     else if (vcpu.instructionsRetired - i0 > instructionLimit) stop = "instruction-limit";
     return stop !== undefined;
   };
-  await runMachine(m.hv, m.board.hostIo, done, { idleTimeoutMs: 10_000 });
+  await runMachine(m.hv, m.hostIo, done, { idleTimeoutMs: 10_000 });
   const wallMs = performance.now() - t0;
   const instructions = vcpu.instructionsRetired - i0;
   const u = vcpu.lastUnusualExit;

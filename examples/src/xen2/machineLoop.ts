@@ -5,7 +5,7 @@
  * timeout cannot fire because the host's disk is slow.
  */
 import type { Hypervisor } from "@paravirt/hypervisor-core";
-import type { HostIoTracker } from "@paravirt/pc-board";
+import { HostIoTracker } from "@paravirt/pc-board";
 
 /** Virtual time one scheduling slice of the loop may cover. */
 const SLICE_NS = 1_000_000;
@@ -17,20 +17,52 @@ export interface LoopOptions {
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * A host I/O tracker that also says when an operation settles, so that the machine loop sleeps
+ * in the host's event loop while the host works (a disk image read on libuv's thread pool)
+ * instead of checking at every turn.
+ */
+export class WakingHostIo extends HostIoTracker {
+  private waiters: (() => void)[] = [];
+
+  override track<T>(p: Promise<T>): Promise<T> {
+    const tracked = super.track(p);
+    // Registered first: the waiters are woken before the device model's own continuation runs,
+    // and a woken loop takes its next step in a later host turn, after that continuation.
+    tracked.then(this.wake, this.wake);
+    return tracked;
+  }
+
+  /** Resolves when an operation in flight settles (at once when none is). */
+  settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private readonly wake = (): void => {
+    const w = this.waiters;
+    if (w.length === 0) return;
+    this.waiters = [];
+    for (const resolve of w) resolve();
+  };
+}
+
 /** Runs until `done()`; rejects when the machine has nothing left to do first. */
 export async function runMachine(hv: Hypervisor, hostIo: HostIoTracker, done: () => boolean, options: LoopOptions = {}): Promise<void> {
   const idleTimeout = options.idleTimeoutMs ?? 30_000;
   // Within a slice too: while host I/O is in flight nothing runs and time stands still.
   const hostBusy = () => hostIo.inFlight > 0;
+  const waking = hostIo instanceof WakingHostIo ? hostIo : undefined;
+  const hostSettled = waking !== undefined ? () => waking.settled() : undefined;
   let idleSince = performance.now();
   while (!done()) {
     if (hostBusy()) {
-      await turn();
+      await (waking !== undefined ? waking.settled().then(turn) : turn());
       idleSince = performance.now();
       continue;
     }
     const before = hv.clock.now();
-    const r = await hv.runAsync(before + SLICE_NS, { hostBusy });
+    const r = await hv.runAsync(before + SLICE_NS, hostSettled !== undefined ? { hostBusy, hostSettled } : { hostBusy });
     if (r === "idle" && hostIo.inFlight === 0 && !done()) {
       if (performance.now() - idleSince > idleTimeout) {
         throw new Error(`the machine went idle for ${idleTimeout} ms before finishing (virtual time ${hv.clock.now()} ns)`);

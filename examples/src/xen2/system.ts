@@ -22,7 +22,7 @@ import { XenstoreClient, XenstoreServer, addXenbusDevice, evtchnPort } from "@pa
 import { NativeKernel } from "@paravirt/guest-kernel";
 import { Blkback } from "@paravirt/blkback";
 import { Blkfront } from "@paravirt/blkfront";
-import { runFor } from "./machineLoop.ts";
+import { WakingHostIo, runFor } from "./machineLoop.ts";
 
 /** xvda's virtual-device number [Xen docs/misc/vbd-interface.txt: (202 << 8) | 0]. */
 export const XVDA = 51712;
@@ -44,6 +44,8 @@ export interface Machine {
   dom0: Guest;
   /** dom0's privileged xenstore connection (the toolstack's). */
   toolstack: XenstoreClient;
+  /** Host I/O of the machine's devices (the disk image): the machine holds still while it is in flight. */
+  hostIo: WakingHostIo;
   say: Narrate;
   /** Runs the machine until `p` settles. */
   run<T>(p: Promise<T>): Promise<T>;
@@ -72,13 +74,14 @@ export function createMachine(o: MachineOptions = {}): Machine {
   // The board's RAM is the hypervisor's machine memory, so bus-master DMA lands in the very
   // frames the hypervisor hands to domains (and that they grant to each other).
   const board = new PcBoard({ ram: hv.memory.buffer, clock, ports: hv.ports, mmio: hv.mmio, irqs: hv.irqRouter });
-  const run = <T>(p: Promise<T>) => runFor(hv, board.hostIo, p);
+  const hostIo = new WakingHostIo();
+  const run = <T>(p: Promise<T>) => runFor(hv, hostIo, p);
   const d0 = hv.createNativeDomain({ name: "dom0", privileged: true, memoryPages: o.dom0Pages ?? 8192 });
   const xenstored = new XenstoreServer();
   const toolstack = new XenstoreClient(xenstored.connectLocal(d0.domid));
   d0.attachXenStore(toolstack);
   const kernel = new NativeKernel({ name: "dom0", xen: d0.services(), platform: d0.driverPlatform(), log: (l) => say(clock.now(), "dom0", l) });
-  return { hv, board, clock, xenstored, dom0: { domain: d0, kernel }, toolstack, say, run };
+  return { hv, board, clock, xenstored, dom0: { domain: d0, kernel }, toolstack, hostIo, say, run };
 }
 
 /** Plugs a PIIX IDE controller with `disk` as primary master into the board (00:01.1). */
@@ -88,7 +91,7 @@ export function plugIde(m: Machine, disk: BlockDevice): PiixIde {
     timers: m.clock,
     irq14: m.board.irqLine(14),
     irq15: m.board.irqLine(15),
-    primary: { master: new IdeDisk(trackBlockDevice(disk, m.board.hostIo), { model: "PARAVIRT HARDDISK" }) },
+    primary: { master: new IdeDisk(trackBlockDevice(disk, m.hostIo), { model: "PARAVIRT HARDDISK" }) },
   });
   ide.registerLegacyPorts(m.board.ports);
   m.board.plugPci(1, ide, 1);

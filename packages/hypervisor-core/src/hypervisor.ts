@@ -152,6 +152,11 @@ export interface RunAsyncOptions {
    * because the host's disk is slow).
    */
   hostBusy?: () => boolean;
+  /**
+   * Resolves once host I/O in flight has (partly) settled: the run then waits on it instead of
+   * checking `hostBusy` at every host turn.
+   */
+  hostSettled?: () => Promise<void>;
 }
 
 export class Hypervisor implements HvContext {
@@ -520,15 +525,18 @@ export class Hypervisor implements HvContext {
   runAsync(until = Infinity, options: RunAsyncOptions = {}): Promise<RunResult> {
     const pace = options.pace;
     const hostBusy = options.hostBusy;
+    const hostSettled = options.hostSettled;
     if (pace !== undefined && pace > 0) return this.runPaced(until, pace, hostBusy);
     // Unpaced: each step runs in its own host turn (setImmediate: every promise continuation
     // queued before it has run), with no promise of its own per step.
     return new Promise<RunResult>((resolve, reject) => {
+      const later = (): void => void setImmediate(step);
       const step = (): void => {
         try {
           // Host I/O in flight: the machine holds still (no task, no timer, no time) until it settles.
           if (hostBusy?.()) {
-            setImmediate(step);
+            if (hostSettled !== undefined) hostSettled().then(later, reject);
+            else setImmediate(step);
             return;
           }
           const s = this.scheduler.step(until);
