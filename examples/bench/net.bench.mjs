@@ -8,7 +8,9 @@
 // benchmark does:
 // - wall: what the emulation achieves on this host (JavaScript time of every layer, all the way
 //   to the frame leaving the model's wire port); `cpu` is the same per CPU-second of this process
-//   (user + system), which other load on a shared machine disturbs less;
+//   (user + system), which other load on a shared machine disturbs less; `thread` is the same per
+//   CPU-second of the main thread alone (Linux's /proc/thread-self/schedstat: the JavaScript of
+//   every layer, without the garbage collector's helper threads or time spent waiting for a CPU);
 // - virtual: throughput as the emulated machine experiences it (the hypervisor's modelled CPU
 //   costs of domain tasks and upcalls, the NIC's interrupt moderation; the model's wire itself
 //   has no serialisation delay).
@@ -17,12 +19,22 @@
 // (virtual), the same for both paths.
 // Ratios domU/dom0: of the medians, and the median (min, max) of the ratios of the two samples
 // taken back to back (pairs), for wall clock and CPU time.
+import { readFileSync } from "node:fs";
 import { createMachine, probeHardware, addDomU } from "../dist/xen2/system.js";
 import { E1000_ASSIGNMENT, addVif, dom0Network, plugE1000, startE1000Driver } from "../dist/xen2/network.js";
 
 const SAMPLES = Number(process.env.SAMPLES ?? 15);
 const FRAMES = Number(process.env.FRAMES ?? 100_000);
 const WARMUP = Number(process.env.WARMUP ?? 20_000);
+
+/** CPU time of the calling (main) thread in ns, or undefined off Linux [Documentation/scheduler/sched-stats.rst]. */
+function threadCpuNs() {
+  try {
+    return Number(readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]);
+  } catch {
+    return undefined;
+  }
+}
 const PEER = Uint8Array.of(0x02, 0, 0, 0, 0, 0xfe);
 const GUEST_MAC = "00:16:3e:00:00:01";
 
@@ -124,12 +136,14 @@ for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
   const f = {};
   const fps = {};
   const cfps = {};
+  const tfps = {};
   const vfps = {};
   const lost = {};
   for (const [name, path] of Object.entries(paths)) {
     f[name] = frame(len, path.src);
     fps[name] = [];
     cfps[name] = [];
+    tfps[name] = [];
     vfps[name] = [];
     lost[name] = 0;
     await m.run(blast(path, f[name], WARMUP));
@@ -139,11 +153,14 @@ for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
     for (const [name, path] of i % 2 === 0 ? order : [...order].reverse()) {
       const w0 = performance.now();
       const c0 = process.cpuUsage();
+      const t0 = threadCpuNs();
       const r = await m.run(blast(path, f[name], FRAMES));
       const wall = (performance.now() - w0) / 1e3;
+      const t1 = threadCpuNs();
       const c = process.cpuUsage(c0);
       fps[name].push(FRAMES / wall);
       cfps[name].push(FRAMES / ((c.user + c.system) / 1e6));
+      if (t0 !== undefined && t1 !== undefined) tfps[name].push(FRAMES / ((t1 - t0) / 1e9));
       vfps[name].push(FRAMES / (r.virtualNs / 1e9));
       lost[name] += r.lost;
     }
@@ -153,6 +170,7 @@ for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
     row[name] = {
       wall: { framesPerSecond: Math.round(median(fps[name])), gbitPerSecond: gbit(median(fps[name])), min: Math.round(Math.min(...fps[name])), max: Math.round(Math.max(...fps[name])) },
       cpu: { framesPerSecond: Math.round(median(cfps[name])), gbitPerSecond: gbit(median(cfps[name])), min: Math.round(Math.min(...cfps[name])), max: Math.round(Math.max(...cfps[name])) },
+      ...(tfps[name].length > 0 ? { thread: { framesPerSecond: Math.round(median(tfps[name])), gbitPerSecond: gbit(median(tfps[name])), min: Math.round(Math.min(...tfps[name])), max: Math.round(Math.max(...tfps[name])) } } : {}),
       virtual: { framesPerSecond: Math.round(median(vfps[name])), gbitPerSecond: gbit(median(vfps[name])) },
       lost: lost[name],
     };
@@ -166,7 +184,8 @@ for (const len of (process.env.SIZES ?? "60,1514").split(",").map(Number)) {
       cpu: +(row.domU.cpu.framesPerSecond / row.dom0.cpu.framesPerSecond).toFixed(3),
       wall: +(row.domU.wall.framesPerSecond / row.dom0.wall.framesPerSecond).toFixed(3),
       virtual: +(row.domU.virtual.framesPerSecond / row.dom0.virtual.framesPerSecond).toFixed(3),
-      pairs: { cpu: pairs(cfps), wall: pairs(fps) },
+      ...(row.domU.thread && row.dom0.thread ? { thread: +(row.domU.thread.framesPerSecond / row.dom0.thread.framesPerSecond).toFixed(3) } : {}),
+      pairs: { cpu: pairs(cfps), wall: pairs(fps), ...(tfps.domU.length > 0 ? { thread: pairs(tfps) } : {}) },
     };
   }
   results.push(row);

@@ -52,6 +52,15 @@ export interface NetbackStats {
 /** The MAC Linux gives the dom0 side of every vif (never used on the wire). */
 const VIF_MAC = Uint8Array.of(0xfe, 0xff, 0xff, 0xff, 0xff, 0xff);
 
+/**
+ * Where in its pool page a one-slot packet of `size` bytes is copied: 1 KiB in when it fits,
+ * so that the pool's frames, the NIC driver's 2 KiB transmit buffers and the front end's
+ * (at the end of its pages) do not all compete for the cache sets of offset 0.
+ */
+function poolOffset(size: number): number {
+  return size <= PAGE_SIZE - 1024 ? 1024 : 0;
+}
+
 /** One-slot packets copied by one GNTTABOP_copy (Linux's netback batches its TX copy ops too). */
 const TX_BATCH = 64;
 
@@ -345,6 +354,7 @@ export class Netback {
     const op = this.copyOps[c]!;
     op.source.ref = gref;
     op.source.offset = offset;
+    op.dest.offset = poolOffset(size);
     op.length = size;
     this.batchOp[b] = c;
   }
@@ -375,8 +385,14 @@ export class Netback {
       let frame: Uint8Array;
       if (this.lendFrames) {
         frame = this.lent[c]!;
-        if (frame.length !== size) this.lent[c] = frame = this.pool[c]!.bytes.subarray(0, size);
-      } else frame = this.pool[c]!.bytes.slice(0, size);
+        if (frame.length !== size) {
+          const at = poolOffset(size);
+          this.lent[c] = frame = this.pool[c]!.bytes.subarray(at, at + size);
+        }
+      } else {
+        const at = poolOffset(size);
+        frame = this.pool[c]!.bytes.slice(at, at + size);
+      }
       if ((this.batchFlags[b]! & NETTXF.csum_blank) !== 0) fillChecksum(frame);
       this.stats.txPackets++;
       this.stats.txBytes += size;

@@ -192,10 +192,14 @@ export class Netfront implements NetDevice {
       this.txBusy[id] = true;
       const buf = this.txBufs[id]!;
       const chunk = pieces === 1 ? frame : frame.subarray(i * PAGE_SIZE, Math.min(frame.length, (i + 1) * PAGE_SIZE));
-      buf.page.bytes.set(chunk);
+      // At the end of its page (cache-line aligned): the data netback and the NIC driver stage
+      // in their own pages starts at or near offset 0, and buffers all starting at offset 0
+      // would compete for the same cache sets.
+      const offset = (PAGE_SIZE - chunk.length) & ~63;
+      buf.page.bytes.set(chunk, offset);
       encodeNetifTxRequest(tx.view, tx.nextRequest(), {
         gref: buf.ref,
-        offset: 0,
+        offset,
         flags: (i < pieces - 1 ? NETTXF.more_data : 0) | NETTXF.data_validated,
         id,
         size: i === 0 ? frame.length : chunk.length,
