@@ -16,6 +16,9 @@ import type { HvContext } from "./context.ts";
 import type { Domain } from "./domain.ts";
 import { FRAME_TYPE } from "./machineMemory.ts";
 
+/** log2 of the entries in one grant-table frame (4096 / 8 = 512). */
+const ENTRY_SHIFT = Math.log2(GRANT_ENTRIES_PER_FRAME_V1);
+
 /** Grant-table frames a domain starts with and may grow to (GNTTABOP_setup_table). */
 export const GRANT_FRAMES = { INITIAL: 1, MAX: 4 } as const;
 
@@ -63,8 +66,9 @@ export class GrantTableOps {
 
   /** Machine address of entry `ref` of `d`'s table. */
   entryAddress(d: Domain, ref: number): number {
-    const frame = d.grantFrames[Math.floor(ref / GRANT_ENTRIES_PER_FRAME_V1)]!;
-    return frame * PAGE_SIZE + (ref % GRANT_ENTRIES_PER_FRAME_V1) * GRANT_ENTRY_V1.SIZE;
+    // 512 entries per frame: integer shift and mask (`ref` is a valid index: an int32).
+    const frame = d.grantFrames[ref >>> ENTRY_SHIFT]!;
+    return frame * PAGE_SIZE + (ref & (GRANT_ENTRIES_PER_FRAME_V1 - 1)) * GRANT_ENTRY_V1.SIZE;
   }
 
   private flags(d: Domain, ref: number): number {
