@@ -90,10 +90,20 @@ export interface BlkbackStats {
   connects: number;
 }
 
-/** A grant kept mapped for the life of a ring (Linux's struct persistent_gnt). */
-interface PersistentGrant {
-  readonly ref: number;
+/** A grant mapped for a request: the mapping and where its page lies (read once: `bytes.buffer` is not free). */
+interface Mapped {
   readonly mapping: GrantMapping;
+  readonly buffer: ArrayBufferLike;
+  readonly offset: number;
+}
+
+function mapped(mapping: GrantMapping): Mapped {
+  return { mapping, buffer: mapping.bytes.buffer, offset: mapping.bytes.byteOffset };
+}
+
+/** A grant kept mapped for the life of a ring (Linux's struct persistent_gnt). */
+interface PersistentGrant extends Mapped {
+  readonly ref: number;
   /** Requests using it right now: never unmapped while above 0. */
   users: number;
   /** Last use, for LRU eviction. */
@@ -141,8 +151,8 @@ function fail(status: number, why: string): Failure {
 }
 
 /** A mapped page as a DataView. */
-function pageView(m: GrantMapping): DataView {
-  return new DataView(m.bytes.buffer, m.bytes.byteOffset, PAGE_SIZE);
+function pageView(m: Mapped): DataView {
+  return new DataView(m.buffer, m.offset, PAGE_SIZE);
 }
 
 /** Parses a peer's decimal unsigned 32-bit number; undefined for anything else. */
@@ -742,7 +752,7 @@ export class Blkback {
 
   /** Maps the segments' grants, moves the data, releases the grants. */
   private rwData(ch: Channel, sector: number, segs: readonly BlkifSegment[], write: boolean): number | Promise<number> {
-    const maps: GrantMapping[] = new Array(segs.length);
+    const maps: Mapped[] = new Array(segs.length);
     const held: Held = { pinned: [], transient: [] };
     try {
       for (let i = 0; i < segs.length; i++) maps[i] = this.acquire(ch, segs[i]!.gref, !write, held);
@@ -775,7 +785,7 @@ export class Blkback {
    * full of grants in use, is mapped for this request only. **Errors:** GrantError (peer input:
    * callers turn it into an error response).
    */
-  private acquire(ch: Channel, gref: number, writable: boolean, held: Held): GrantMapping {
+  private acquire(ch: Channel, gref: number, writable: boolean, held: Held): Mapped {
     const cache = ch.persistent;
     if (cache !== undefined) {
       let g = cache.get(gref);
@@ -794,7 +804,7 @@ export class Blkback {
           if (m !== undefined) {
             this.liveMappings++;
             this.stats.persistentMaps++;
-            g = { ref: gref, mapping: m, users: 0, stamp: 0, view: undefined };
+            g = { ref: gref, mapping: m, buffer: m.bytes.buffer, offset: m.bytes.byteOffset, users: 0, stamp: 0, view: undefined };
             cache.set(gref, g);
           }
         }
@@ -803,13 +813,13 @@ export class Blkback {
         if (g.users++ === 0) ch.busy++;
         g.stamp = ++ch.uses;
         held.pinned.push(g);
-        return g.mapping;
+        return g;
       }
     }
     const m = this.xen.gnttab.map(this.frontendDomid, gref, writable);
     this.liveMappings++;
     held.transient.push(m);
-    return m;
+    return mapped(m);
   }
 
   private release(ch: Channel, held: Held): void {
@@ -850,7 +860,7 @@ export class Blkback {
    * directly (zero copy); otherwise the request goes through one bounce buffer. Settles once
    * the device is done with every piece; rejects when any part failed.
    */
-  private transfer(sector: number, maps: readonly GrantMapping[], segs: readonly BlkifSegment[], write: boolean): Promise<void> {
+  private transfer(sector: number, maps: readonly Mapped[], segs: readonly BlkifSegment[], write: boolean): Promise<void> {
     // Runs of segments adjacent in one buffer become one view (one allocation per run).
     const pieces: Uint8Array[] = [];
     let runBuffer: ArrayBufferLike | undefined;
@@ -858,9 +868,9 @@ export class Blkback {
     let runEnd = 0;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i]!;
-      const b = maps[i]!.bytes;
-      const from = b.byteOffset + s.firstSect * BLKIF_SECTOR_SIZE;
-      const to = b.byteOffset + (s.lastSect + 1) * BLKIF_SECTOR_SIZE;
+      const b = maps[i]!;
+      const from = b.offset + s.firstSect * BLKIF_SECTOR_SIZE;
+      const to = b.offset + (s.lastSect + 1) * BLKIF_SECTOR_SIZE;
       if (b.buffer === runBuffer && from === runEnd) {
         runEnd = to;
         continue;
@@ -946,7 +956,7 @@ export class Blkback {
     const segs: BlkifSegment[] = [];
     for (let i = 0; i < pages; i++) {
       const held: Held = { pinned: [], transient: [] };
-      let m: GrantMapping;
+      let m: Mapped;
       try {
         m = this.acquire(ch, grefs[i]!, false, held);
       } catch (e) {

@@ -111,6 +111,9 @@ interface PGrant {
   readonly page: Page;
   /** The page as a DataView, for segment descriptors when it serves as an indirect page. */
   readonly view: DataView;
+  /** Where the page lies (`page.bytes.buffer` and `byteOffset`, read once: the getter is not free). */
+  readonly buffer: ArrayBufferLike;
+  readonly offset: number;
 }
 
 interface Channel {
@@ -135,14 +138,14 @@ interface BackendFeatures {
  * other in one buffer (the pool hands out runs of pages allocated together), else undefined.
  */
 function poolRun(pooled: readonly PGrant[], length: number): Uint8Array | undefined {
-  const first = pooled[0]!.page.bytes;
+  const first = pooled[0]!;
   const n = Math.ceil(length / PAGE_SIZE);
-  if (n === 1) return length === PAGE_SIZE ? first : first.subarray(0, length);
+  if (n === 1) return length === PAGE_SIZE ? first.page.bytes : first.page.bytes.subarray(0, length);
   for (let i = 1; i < n; i++) {
-    const b = pooled[i]!.page.bytes;
-    if (b.buffer !== first.buffer || b.byteOffset !== first.byteOffset + i * PAGE_SIZE) return undefined;
+    const g = pooled[i]!;
+    if (g.buffer !== first.buffer || g.offset !== first.offset + i * PAGE_SIZE) return undefined;
   }
-  return new Uint8Array(first.buffer, first.byteOffset, length);
+  return new Uint8Array(first.buffer, first.offset, length);
 }
 
 /**
@@ -631,7 +634,9 @@ export class Blkfront implements BlockDevice {
         this.releasePage(page);
         break;
       }
-      const pg: PGrant = { ref, page, view: new DataView(page.bytes.buffer, page.bytes.byteOffset, PAGE_SIZE) };
+      const buffer = page.bytes.buffer;
+      const offset = page.bytes.byteOffset;
+      const pg: PGrant = { ref, page, view: new DataView(buffer, offset, PAGE_SIZE), buffer, offset };
       this.poolAll.push(pg);
       this.stats.persistentGrants++;
       out.push(pg);

@@ -183,6 +183,8 @@ export class Hypervisor implements HvContext {
   private readonly table = new Map<DomId, Domain>();
   /** Scratch of dmaPermitted: which frames of the range the caller maps. */
   private dmaMarks = new Uint8Array(0);
+  /** Per domain, the maptrack slot where dmaPermitted last found each granted frame (a hint, checked at each use). */
+  private readonly dmaHints = new WeakMap<Domain, Map<number, number>>();
   private readonly natives = new Map<DomId, NativeDomain>();
   private readonly zombies = new Map<DomId, number>();
   private nextDomid = 0;
@@ -804,30 +806,36 @@ export class Hypervisor implements HvContext {
     const first = Math.floor(address / PAGE_SIZE);
     const last = Math.floor((address + length - 1) / PAGE_SIZE);
     const mem = this.memory;
-    let foreign = 0;
+    const hints = this.dmaHints.get(d);
+    let unproven = 0;
     for (let mfn = first; mfn <= last; mfn++) {
       if (mem.owner[mfn] === d.domid && mem.type[mfn] === FRAME_TYPE.ram) continue;
       // Nobody maps a frame without a reference on it: no need to look for a mapping.
       if (mem.refs[mfn] === 0) return this.refuseDma(d, mfn);
-      foreign++;
+      // The maptrack slot that held this frame last time, checked again now (a persistent grant stays put).
+      const h = hints?.get(mfn);
+      const m = h !== undefined ? d.maptrack[h] : undefined;
+      if (m !== undefined && m.mfn === mfn && (!deviceWrites || m.writable)) continue;
+      unproven++;
     }
-    if (foreign === 0) return true;
-    if (foreign === 1) {
-      for (let mfn = first; mfn <= last; mfn++) {
-        if (mem.owner[mfn] === d.domid && mem.type[mfn] === FRAME_TYPE.ram) continue;
-        if (!this.gnttab.holdsMapping(d, mfn, deviceWrites)) return this.refuseDma(d, mfn);
-      }
-      return true;
-    }
-    // Several granted frames (a request's data pages): one pass over the maptrack marks the
-    // frames of the range `d` maps (writable when the device writes), instead of one pass per frame.
+    if (unproven === 0) return true;
+    // One pass over the maptrack marks the frames of the range `d` maps (writable when the device
+    // writes) and remembers their slots, instead of one pass per frame.
     const n = last - first + 1;
     if (this.dmaMarks.length < n) this.dmaMarks = new Uint8Array(Math.max(n, 2 * this.dmaMarks.length));
     const marks = this.dmaMarks;
     marks.fill(0, 0, n);
-    for (const m of d.maptrack) {
+    let known = hints;
+    if (known === undefined) {
+      known = new Map();
+      this.dmaHints.set(d, known);
+    }
+    const track = d.maptrack;
+    for (let h = 0; h < track.length; h++) {
+      const m = track[h];
       if (m === undefined || m.mfn < first || m.mfn > last || (deviceWrites && !m.writable)) continue;
       marks[m.mfn - first] = 1;
+      known.set(m.mfn, h);
     }
     for (let mfn = first; mfn <= last; mfn++) {
       if (marks[mfn - first] === 1 || (mem.owner[mfn] === d.domid && mem.type[mfn] === FRAME_TYPE.ram)) continue;
