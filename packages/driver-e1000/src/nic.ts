@@ -178,6 +178,9 @@ interface TxRequest {
   done?: ((sent: boolean) => void) | undefined;
 }
 
+/** What {@link E1000Nic.send}'s request holds between frames. */
+const NO_FRAME = new Uint8Array(0);
+
 interface TxInFlight {
   last: number;
   descriptors: number;
@@ -280,6 +283,11 @@ export class E1000Nic implements NetDevice {
   private txNext = 0;
   private txUsed = 0;
   private readonly txInFlight: TxInFlight[] = [];
+  /** The request {@link send} posts a frame through when nothing is queued. */
+  private readonly sendRequest: TxRequest = { frame: NO_FRAME, offload: false, zeroCopy: false };
+  /** One packet's data pieces while {@link post} writes it: bus address (-1: the bounce buffer) and length. */
+  private readonly pieceAddress: number[] = [];
+  private readonly pieceLength: number[] = [];
   private readonly txQueue = new Fifo<TxRequest>();
   private readonly txQueueLength: number;
   private txContext: string | undefined;
@@ -588,14 +596,22 @@ export class E1000Nic implements NetDevice {
    * transmit buffers before this returns (NetDevice: the callee must not keep it). While the
    * ring is full frames wait in a software queue; with the link down they are dropped.
    */
-  send(frame: Uint8Array, options: TxOptions = {}): void {
+  send(frame: Uint8Array, options?: TxOptions): void {
     if (!this.admit(frame)) return;
-    const req: TxRequest = { frame, offload: options.checksumOffload === true, zeroCopy: false };
-    if (this.txQueue.length === 0 && !this.resetting && this.post(req)) {
-      this.kick();
-      return;
+    const offload = options?.checksumOffload === true;
+    if (this.txQueue.length === 0 && !this.resetting) {
+      // Posted at once through a request object kept for this (post keeps nothing of it).
+      const req = this.sendRequest;
+      req.frame = frame;
+      req.offload = offload;
+      const posted = this.post(req);
+      req.frame = NO_FRAME;
+      if (posted) {
+        this.kick();
+        return;
+      }
     }
-    this.enqueue({ ...req, frame: frame.slice() });
+    this.enqueue({ frame: frame.slice(), offload, zeroCopy: false });
   }
 
   /**
@@ -775,19 +791,29 @@ export class E1000Nic implements NetDevice {
       req.mapped = rest.length > 0 ? this.platform.dmaMap(rest, "to-device") : undefined;
     }
     const mapped = req.mapped;
-    // Pieces: [busAddress, length] per data descriptor.
-    const pieces: [number, number][] = [];
+    // Pieces: bus address and length per data descriptor.
+    const pieceAddress = this.pieceAddress;
+    const pieceLength = this.pieceLength;
+    let pieces = 0;
     const first = this.txNext + (needContext ? 1 : 0);
-    const bounceAt = (i: number) => (first + i) % this.txCount;
     let copied = false;
     if (mapped !== undefined) {
-      if (headerLen > 0) pieces.push([-1, headerLen]); // the seeded header copy
-      for (const s of mapped) pieces.push([s.busAddress, s.length]);
+      if (headerLen > 0) {
+        // the seeded header copy
+        pieceAddress[pieces] = -1;
+        pieceLength[pieces++] = headerLen;
+      }
+      for (const s of mapped) {
+        pieceAddress[pieces] = s.busAddress;
+        pieceLength[pieces++] = s.length;
+      }
     } else {
-      pieces.push([-1, frame.length]); // the whole frame copied
+      // the whole frame copied
+      pieceAddress[pieces] = -1;
+      pieceLength[pieces++] = frame.length;
       copied = true;
     }
-    const descriptors = pieces.length + (needContext ? 1 : 0);
+    const descriptors = pieces + (needContext ? 1 : 0);
     if (descriptors > this.txFree) return false;
 
     const dv = this.txDesc;
@@ -809,17 +835,17 @@ export class E1000Nic implements NetDevice {
       this.counters.txContextDescriptors++;
       i = (i + 1) % this.txCount;
     }
-    for (let p = 0; p < pieces.length; p++) {
-      let [addr, len] = pieces[p]!;
+    for (let p = 0; p < pieces; p++) {
+      let addr = pieceAddress[p]!;
+      const len = pieceLength[p]!;
       if (addr < 0) {
-        // Copy into this descriptor's bounce buffer.
-        const slot = bounceAt(p);
-        const buf = this.txBuffers.bytes.subarray(slot * TX_BUFFER_SIZE, slot * TX_BUFFER_SIZE + len);
-        buf.set(frame.subarray(0, len));
-        if (ctx !== undefined) seedHeaders(buf, ctx);
-        addr = this.txBuffers.busAddress + slot * TX_BUFFER_SIZE;
+        // Copy into this descriptor's bounce buffer (views only when the copy is partial or seeded).
+        const at = ((first + p) % this.txCount) * TX_BUFFER_SIZE;
+        this.txBuffers.bytes.set(len === frame.length ? frame : frame.subarray(0, len), at);
+        if (ctx !== undefined) seedHeaders(this.txBuffers.bytes.subarray(at, at + len), ctx);
+        addr = this.txBuffers.busAddress + at;
       }
-      const last = p === pieces.length - 1;
+      const last = p === pieces - 1;
       const o = i * DESC_SIZE;
       dv.setUint32(o + TXD.ADDR, addr >>> 0, true);
       dv.setUint32(o + TXD.ADDR + 4, Math.floor(addr / 2 ** 32), true);

@@ -102,6 +102,9 @@ export class E1000 implements Snapshottable<E1000State> {
 
   private readonly regs = new Uint32Array(MMIO_SIZE / 4);
   private readonly storage = new Uint8Array(MMIO_SIZE / 4);
+  /** The TX descriptor being processed, as fetched by DMA, and its status byte written back. */
+  private readonly txDescriptor = new Uint8Array(DESC_SIZE);
+  private readonly txStatus = new Uint8Array(1);
   private readonly memory: GuestMemory;
   private readonly irq: IrqLine;
   private readonly clock: TimerQueue;
@@ -642,7 +645,7 @@ export class E1000 implements Snapshottable<E1000State> {
     const base = this.ringBase(REG.TDBAL);
     this.txRunning = true;
     try {
-      const desc = new Uint8Array(DESC_SIZE);
+      const desc = this.txDescriptor;
       let reported = false;
       let delayed = true;
       for (let n = 0; n < count; n++) {
@@ -654,7 +657,7 @@ export class E1000 implements Snapshottable<E1000State> {
         const res = this.tx.process(desc, this.txSink);
         if (res.reportStatus) {
           // Write back DD in the status byte; the rest of the descriptor is untouched [8254x SDM 3.3.3.2].
-          const st = new Uint8Array(1);
+          const st = this.txStatus;
           st[0] = (desc[TXD.STATUS]! & 0xf0) | TXD_STA.DD;
           if (!this.dmaWrite(at + TXD.STATUS, st)) break;
           reported = true;

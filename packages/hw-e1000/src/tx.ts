@@ -79,6 +79,11 @@ export class TxEngine {
   private tse = false;
   /** The packet overran MAX_PACKET or hit a DMA error: discard up to EOP. */
   private dropping = false;
+  /** What {@link process} returns, overwritten by the next call. */
+  private readonly result: TxDescriptorResult = { reportStatus: false, delayInterrupt: false };
+  /** The descriptor bytes last processed and a view of them (a device passes the same buffer each time). */
+  private descBytes: Uint8Array | undefined;
+  private descView: DataView = new DataView(new ArrayBuffer(16));
 
   reset(): void {
     this.ctx = emptyContext();
@@ -89,19 +94,24 @@ export class TxEngine {
     this.dropping = false;
   }
 
-  /** Processes one 16-byte descriptor. */
+  /** Processes one 16-byte descriptor; the result is valid until the next call. */
   process(d: Uint8Array, sink: TxSink): TxDescriptorResult {
-    const dv = new DataView(d.buffer, d.byteOffset, 16);
+    if (d !== this.descBytes) {
+      this.descBytes = d;
+      this.descView = new DataView(d.buffer, d.byteOffset, 16);
+    }
+    const dv = this.descView;
     const cmd = d[TXD.CMD]!;
-    const reportStatus = (cmd & (TXD_CMD.RS | TXD_CMD.RPS)) !== 0;
-    const delayInterrupt = (cmd & TXD_CMD.IDE) !== 0;
+    const result = this.result;
+    result.reportStatus = (cmd & (TXD_CMD.RS | TXD_CMD.RPS)) !== 0;
+    result.delayInterrupt = (cmd & TXD_CMD.IDE) !== 0;
     if ((cmd & TXD_CMD.DEXT) !== 0) {
       const dtyp = (d[10]! >> 4) & 0xf;
       if (dtyp === DTYP.CONTEXT) {
         this.loadContext(dv);
-        return { reportStatus, delayInterrupt };
+        return result;
       }
-      if (dtyp !== DTYP.DATA) return { reportStatus, delayInterrupt }; // reserved type: consumed, ignored
+      if (dtyp !== DTYP.DATA) return result; // reserved type: consumed, ignored
       const length = dv.getUint32(TXD.LENGTH, true) & 0xfffff;
       if (!this.inPacket) {
         this.inPacket = true;
@@ -110,7 +120,7 @@ export class TxEngine {
       }
       this.gather(dv, length, sink);
       if ((cmd & TXD_CMD.EOP) !== 0) this.finishExtended(cmd, dv.getUint16(TXD.SPECIAL, true), sink);
-      return { reportStatus, delayInterrupt };
+      return result;
     }
     // Legacy descriptor [8254x SDM 3.3.2].
     const length = dv.getUint16(TXD.LENGTH, true);
@@ -133,7 +143,7 @@ export class TxEngine {
       }
       this.endPacket();
     }
-    return { reportStatus, delayInterrupt };
+    return result;
   }
 
   saveState(): TxEngineState {
