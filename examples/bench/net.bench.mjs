@@ -18,12 +18,15 @@
 // at the NIC, and queued or on the ring in netfront) is below 255 frames (the TX ring: nothing waits in a software queue) and otherwise checks again 2 µs later
 // (virtual), the same for both paths.
 // Ratios domU/dom0: of the medians, and the median (min, max) of the ratios of the two samples
-// taken back to back (pairs), for wall clock and CPU time.
+// taken back to back (pairs), for wall clock, process and main-thread CPU time. The host's 1-minute
+// load average before and after is printed with them: on a shared machine other load lowers
+// the domU path's figures more (it touches more memory per frame), so compare runs at like load.
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { createMachine, probeHardware, addDomU } from "../dist/xen2/system.js";
 import { E1000_ASSIGNMENT, addVif, dom0Network, plugE1000, startE1000Driver } from "../dist/xen2/network.js";
 
-const SAMPLES = Number(process.env.SAMPLES ?? 15);
+const SAMPLES = Number(process.env.SAMPLES ?? 21);
 const FRAMES = Number(process.env.FRAMES ?? 100_000);
 const WARMUP = Number(process.env.WARMUP ?? 20_000);
 
@@ -125,6 +128,7 @@ function blast(path, f, n) {
   });
 }
 
+const loadBefore = loadavg()[0];
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
@@ -198,6 +202,7 @@ console.log(
       nic: "hw-e1000 82540EM, 256 TX descriptors, dom0's vanilla driver-e1000 on the hypervisor's driver platform",
       gbit: "frame bytes without FCS x 8 / time",
       samples: SAMPLES,
+      hostLoadAverage: { before: +loadBefore.toFixed(2), after: +loadavg()[0].toFixed(2) },
       warmupFrames: WARMUP,
       results,
       counters: {
