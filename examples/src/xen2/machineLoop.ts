@@ -23,23 +23,29 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * instead of checking at every turn.
  */
 export class WakingHostIo extends HostIoTracker {
+  /** Operations in flight (this class counts them itself, to wake the loop from the same callback). */
+  private pending = 0;
   private waiters: (() => void)[] = [];
 
+  override get inFlight(): number {
+    return this.pending;
+  }
+
   override track<T>(p: Promise<T>): Promise<T> {
-    const tracked = super.track(p);
-    // Registered first: the waiters are woken before the device model's own continuation runs,
-    // and a woken loop takes its next step in a later host turn, after that continuation.
-    tracked.then(this.wake, this.wake);
-    return tracked;
+    this.pending++;
+    // The device model's continuation is attached to the promise returned, so it runs after this
+    // one; a woken loop takes its next step in a later host turn, after both.
+    return p.finally(this.settle);
   }
 
   /** Resolves when an operation in flight settles (at once when none is). */
   settled(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
+    if (this.pending === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
-  private readonly wake = (): void => {
+  private readonly settle = (): void => {
+    this.pending--;
     const w = this.waiters;
     if (w.length === 0) return;
     this.waiters = [];
