@@ -126,6 +126,8 @@ interface Channel {
   readonly unbind: () => void;
   alive: boolean;
   passQueued: boolean;
+  /** A consumer pass is running (a response made during it leaves new requests to it). */
+  passing: boolean;
   /** Requests being served, by sequence number: each settles after its response is published. */
   readonly inflight: Map<number, Promise<void>>;
   nextSeq: number;
@@ -464,7 +466,7 @@ export class Blkback {
       return this.fatal(`ring indexes inconsistent (req_prod ${ring.sharedReqProd}, rsp_prod ${ring.sharedRspProd})`);
     }
     const ch: Channel = {
-      ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, inflight: new Map(), nextSeq: 0, barrier: undefined, barrierSeq: -1,
+      ring, layout, ringMappings: mappings, port, unbind: () => {}, alive: true, passQueued: false, passing: false, inflight: new Map(), nextSeq: 0, barrier: undefined, barrierSeq: -1,
       persistent: persistent ? new Map() : undefined, uses: 0, busy: 0,
     };
     (ch as { unbind: () => void }).unbind = this.xen.evtchn.onEvent(port, () => this.kick(ch));
@@ -532,6 +534,15 @@ export class Blkback {
   /** One bounded consumer pass over the ring. */
   private pass(ch: Channel): void {
     if (!ch.alive) return;
+    ch.passing = true;
+    try {
+      this.passOnce(ch);
+    } finally {
+      ch.passing = false;
+    }
+  }
+
+  private passOnce(ch: Channel): void {
     const ring = ch.ring;
     const n = ring.pendingRequests();
     if (n < 0) {
@@ -557,13 +568,16 @@ export class Blkback {
   /**
    * After a pass or a response: with requests still unanswered we will look at the ring again
    * when the next one is answered, so we do not ask for events (no re-arming of `req_event`, as
-   * Linux 2.6.18's blkback make_response did); with none, RING_FINAL_CHECK_FOR_REQUESTS.
+   * Linux 2.6.18's blkback make_response did); with none, RING_FINAL_CHECK_FOR_REQUESTS. New
+   * requests found after a response are taken at once (no extra turn), unless a pass is running
+   * or queued already.
    */
   private checkForRequests(ch: Channel): void {
     const ring = ch.ring;
-    if (ring.rspProdPvt !== ring.reqCons) {
-      if (ring.unconsumedRequests() > 0) this.kick(ch);
-    } else if (ring.finalCheckForRequests()) this.kick(ch);
+    const more = ring.rspProdPvt !== ring.reqCons ? ring.unconsumedRequests() > 0 : ring.finalCheckForRequests();
+    if (!more) return;
+    if (ch.passing || ch.passQueued) this.kick(ch);
+    else this.pass(ch);
   }
 
   /** Decodes (copies) one request and starts it; always ends in exactly one response. */
