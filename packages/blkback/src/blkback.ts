@@ -592,7 +592,14 @@ export class Blkback {
     const before = ch.barrier;
     if (!isBarrier && before === undefined) {
       // The common case: no barrier to order against, the work starts now.
-      const r = this.perform(ch, req, refusal);
+      let r: number | Promise<number>;
+      try {
+        r = this.perform(ch, req, refusal);
+      } catch (e) {
+        // Defensive: nothing in the work should throw on peer input.
+        this.log(`request failed unexpectedly: ${String(e)}`);
+        r = BLKIF_RSP.ERROR;
+      }
       if (typeof r === "number") this.respond(ch, id, operation, r);
       else this.track(ch, r, id, operation);
       return;
