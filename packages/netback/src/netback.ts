@@ -330,8 +330,8 @@ export class Netback {
 
   /**
    * Takes the packet in the one TX slot at `at` (no NETTXF_more_data, no NETTXF_extra_info),
-   * already consumed, into the batch: the checks {@link takePacket} makes for such a slot, and its copy op. Each field of
-   * the request is read once from the shared ring.
+   * already consumed, into the batch: the checks {@link takePacket} makes for such a slot, and
+   * its copy op. Each field of the request is read once from the shared ring.
    */
   private takeOneSlot(v: DataView, at: number): void {
     const gref = v.getUint32(at + NETIF_TX_REQUEST.GREF, true);
