@@ -18,6 +18,27 @@ export interface RawImageOptions {
   create?: number;
   /** Logical sector size in bytes: 512 (default) or 4096. */
   sectorSize?: number;
+  /**
+   * Bytes to read ahead of a sequential reader (default 0: none). After a read that continues
+   * the previous one, the next `readAhead` bytes are read from the file in the background, so a
+   * following sequential read finds its data read already (host I/O overlapped with whatever
+   * the caller does meanwhile). A write drops what it overlaps; nothing is read ahead over a
+   * write in flight.
+   */
+  readAhead?: number;
+}
+
+/** Unit of reading ahead: at least one request, at least this. */
+const READ_AHEAD_CHUNK = 64 * 1024;
+
+/** A background read of `length` bytes at file position `start`. */
+interface AheadRead {
+  readonly start: number;
+  readonly data: Uint8Array;
+  /** Resolves with the bytes read (fewer at the end of the file), or -1 when the read failed. */
+  readonly done: Promise<number>;
+  /** False once a write overlapped it: its bytes may be stale. */
+  valid: boolean;
 }
 
 const SECTOR_SIZES = [512, 4096] as const;
@@ -42,11 +63,25 @@ export class RawImageFile implements BlockDevice {
   private inFlight = 0;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
+  private readonly readAheadBytes: number;
+  /** Reads started ahead of a sequential reader, in file order. */
+  private ahead: AheadRead[] = [];
+  /** Every background read not settled yet (close waits for them). */
+  private readonly aheadInFlight = new Set<Promise<number>>();
+  /** File position right after the last read requested: a read starting there is sequential. */
+  private nextSequential = -1;
+  /** Byte ranges of writes in flight. */
+  private readonly writing = new Set<{ start: number; end: number }>();
+  /** Buffers of reads ahead that are done with, reused (a fresh 64 KiB buffer per read costs garbage collections). */
+  private spare: Uint8Array[] = [];
+  /** Reads served from data read ahead. */
+  readAheadHits = 0;
 
-  private constructor(path: string, handle: FileHandle, info: BlockDeviceInfo) {
+  private constructor(path: string, handle: FileHandle, info: BlockDeviceInfo, readAhead: number) {
     this.path = path;
     this.handle = handle;
     this.info = info;
+    this.readAheadBytes = readAhead;
   }
 
   /**
@@ -62,13 +97,15 @@ export class RawImageFile implements BlockDevice {
       throw new RangeError(`sectorSize must be 512 or 4096, not ${sectorSize}`);
     }
     const readOnly = options.readOnly ?? false;
+    const readAhead = options.readAhead ?? 0;
+    if (!Number.isSafeInteger(readAhead) || readAhead < 0) throw new RangeError(`readAhead ${readAhead} must be a whole number of bytes`);
     const create = options.create;
     if (create !== undefined) {
       if (readOnly) throw new RangeError("create and readOnly cannot be combined");
       if (!Number.isSafeInteger(create) || create <= 0 || create % sectorSize !== 0) {
         throw new RangeError(`create size ${create} must be a positive multiple of ${sectorSize} bytes`);
       }
-      return RawImageFile.create(path, create, sectorSize);
+      return RawImageFile.create(path, create, sectorSize, readAhead);
     }
     let handle: FileHandle;
     try {
@@ -89,14 +126,14 @@ export class RawImageFile implements BlockDevice {
         readOnly,
         flush: true,
         discard: false,
-      });
+      }, readAhead);
     } catch (e) {
       await handle.close().catch(() => {});
       throw e instanceof DiskImageError ? e : openError(path, e);
     }
   }
 
-  private static async create(path: string, bytes: number, sectorSize: number): Promise<RawImageFile> {
+  private static async create(path: string, bytes: number, sectorSize: number, readAhead: number): Promise<RawImageFile> {
     let handle: FileHandle;
     try {
       handle = await open(path, "wx+");
@@ -106,7 +143,7 @@ export class RawImageFile implements BlockDevice {
     }
     try {
       await handle.truncate(bytes);
-      return new RawImageFile(path, handle, { sectorSize, sectors: bytes / sectorSize, readOnly: false, flush: true, discard: false });
+      return new RawImageFile(path, handle, { sectorSize, sectors: bytes / sectorSize, readOnly: false, flush: true, discard: false }, readAhead);
     } catch (e) {
       // Nothing half-made: the file we created goes away again.
       await handle.close().catch(() => {});
@@ -118,8 +155,10 @@ export class RawImageFile implements BlockDevice {
   read(sector: number, dst: Uint8Array): Promise<void> {
     const err = checkBlockRequest(this.info, sector, dst.length, false) ?? this.closedError();
     if (err) return Promise.reject(err);
+    const base = sector * this.info.sectorSize;
+    const early = this.takeAhead(base, dst.length);
     return this.track(async () => {
-      const base = sector * this.info.sectorSize;
+      if (early !== undefined && (await this.fromAhead(early, base, [dst]))) return;
       let done = 0;
       while (done < dst.length) {
         const { bytesRead } = await this.handle.read(dst, done, dst.length - done, base + done);
@@ -132,12 +171,17 @@ export class RawImageFile implements BlockDevice {
   write(sector: number, src: Uint8Array): Promise<void> {
     const err = checkBlockRequest(this.info, sector, src.length, true) ?? this.closedError();
     if (err) return Promise.reject(err);
+    const base = sector * this.info.sectorSize;
+    const range = this.startWrite(base, src.length);
     return this.track(async () => {
-      const base = sector * this.info.sectorSize;
-      let done = 0;
-      while (done < src.length) {
-        const { bytesWritten } = await this.handle.write(src, done, src.length - done, base + done);
-        done += bytesWritten;
+      try {
+        let done = 0;
+        while (done < src.length) {
+          const { bytesWritten } = await this.handle.write(src, done, src.length - done, base + done);
+          done += bytesWritten;
+        }
+      } finally {
+        this.writing.delete(range);
       }
     });
   }
@@ -146,8 +190,12 @@ export class RawImageFile implements BlockDevice {
   readv(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
     const err = vectorError(this.info, sector, buffers, false) ?? this.closedError();
     if (err) return Promise.reject(err);
+    const base = sector * this.info.sectorSize;
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    const early = this.takeAhead(base, total);
     return this.track(async () => {
-      const base = sector * this.info.sectorSize;
+      if (early !== undefined && (await this.fromAhead(early, base, buffers))) return;
       const { bytesRead } = await this.handle.readv(buffers as Uint8Array[], base);
       await finishVector(buffers, base, bytesRead, async (b, off, at) => {
         const { bytesRead: n } = await this.handle.read(b, off, b.length - off, at);
@@ -161,10 +209,17 @@ export class RawImageFile implements BlockDevice {
   writev(sector: number, buffers: readonly Uint8Array[]): Promise<void> {
     const err = vectorError(this.info, sector, buffers, true) ?? this.closedError();
     if (err) return Promise.reject(err);
+    const base = sector * this.info.sectorSize;
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    const range = this.startWrite(base, total);
     return this.track(async () => {
-      const base = sector * this.info.sectorSize;
-      const { bytesWritten } = await this.handle.writev(buffers as Uint8Array[], base);
-      await finishVector(buffers, base, bytesWritten, async (b, off, at) => (await this.handle.write(b, off, b.length - off, at)).bytesWritten);
+      try {
+        const { bytesWritten } = await this.handle.writev(buffers as Uint8Array[], base);
+        await finishVector(buffers, base, bytesWritten, async (b, off, at) => (await this.handle.write(b, off, b.length - off, at)).bytesWritten);
+      } finally {
+        this.writing.delete(range);
+      }
     });
   }
 
@@ -187,9 +242,103 @@ export class RawImageFile implements BlockDevice {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      this.ahead = [];
+      await Promise.allSettled([...this.aheadInFlight]);
       await this.handle.close();
     })();
     return this.closing;
+  }
+
+  /**
+   * Called as a read of `length` bytes at `base` is issued: the background read holding all of
+   * it, if any (taken off the list), and, when the read continues the previous one, background
+   * reads of the next `readAhead` bytes. A read elsewhere drops what was read ahead.
+   */
+  private takeAhead(base: number, length: number): AheadRead | undefined {
+    if (this.readAheadBytes === 0) return undefined;
+    const sequential = base === this.nextSequential;
+    this.nextSequential = base + length;
+    let found: AheadRead | undefined;
+    const keep: AheadRead[] = [];
+    for (const a of this.ahead) {
+      if (found === undefined && a.start <= base && base + length <= a.start + a.data.length) found = a;
+      else if (a.start + a.data.length > base + length) keep.push(a);
+    }
+    const dropped = sequential || found !== undefined ? this.ahead.filter((a) => a !== found && !keep.includes(a)) : this.ahead.filter((a) => a !== found);
+    this.ahead = sequential || found !== undefined ? keep : [];
+    for (const a of dropped) this.recycle(a);
+    if (sequential || found !== undefined) this.readAheadFrom(base + length, Math.max(length, READ_AHEAD_CHUNK));
+    return found;
+  }
+
+  /** Gives a read ahead's buffer back for reuse once its read has settled. */
+  private recycle(a: AheadRead): void {
+    void a.done.then(() => {
+      if (a.data.length === READ_AHEAD_CHUNK && this.spare.length < 16) this.spare.push(a.data);
+    });
+  }
+
+  /** Starts background reads so that `[from, from + readAhead)` is covered, in chunks of `chunk`. */
+  private readAheadFrom(from: number, chunk: number): void {
+    const end = Math.min(from + this.readAheadBytes, this.info.sectors * this.info.sectorSize);
+    let at = from;
+    for (const a of this.ahead) if (a.start <= at && at < a.start + a.data.length) at = a.start + a.data.length;
+    while (at < end) {
+      const length = Math.min(chunk, end - at);
+      // Never over a write in flight: the read could see the file before or after it.
+      for (const w of this.writing) if (w.start < at + length && at < w.end) return;
+      const data = (length === READ_AHEAD_CHUNK ? this.spare.pop() : undefined) ?? new Uint8Array(length);
+      const start = at;
+      const done = (async () => {
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await this.handle.read(data, got, length - got, start + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return got;
+      })().catch(() => -1);
+      this.aheadInFlight.add(done);
+      void done.then(() => this.aheadInFlight.delete(done));
+      this.ahead.push({ start, data, done, valid: true });
+      at += length;
+    }
+  }
+
+  /** Copies `[base, base + total of buffers)` out of `a` once it is read; false when it cannot serve. */
+  private async fromAhead(a: AheadRead, base: number, buffers: readonly Uint8Array[]): Promise<boolean> {
+    const got = await a.done;
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    if (!a.valid || got < base - a.start + total) {
+      this.recycle(a);
+      return false;
+    }
+    let at = base - a.start;
+    for (const b of buffers) {
+      b.set(a.data.subarray(at, at + b.length));
+      at += b.length;
+    }
+    this.recycle(a);
+    this.readAheadHits++;
+    return true;
+  }
+
+  /** A write of `[base, base + length)` is issued: what was read ahead over it is dropped. */
+  private startWrite(base: number, length: number): { start: number; end: number } {
+    const range = { start: base, end: base + length };
+    if (this.ahead.length > 0) {
+      const keep: AheadRead[] = [];
+      for (const a of this.ahead) {
+        if (a.start < range.end && base < a.start + a.data.length) {
+          a.valid = false;
+          this.recycle(a);
+        } else keep.push(a);
+      }
+      this.ahead = keep;
+    }
+    this.writing.add(range);
+    return range;
   }
 
   private closedError(): BlockError | undefined {

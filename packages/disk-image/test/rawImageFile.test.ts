@@ -198,3 +198,81 @@ describe("RawImageFile requests", () => {
     await img.close();
   });
 });
+
+describe("RawImageFile read-ahead", () => {
+  const K64 = 65536;
+
+  it("serves a sequential reader from data read ahead, the file's bytes, vectored or not", async () => {
+    const path = join(dir, "ra.img");
+    await writeFile(path, pattern(16 * K64, 9));
+    const img = await RawImageFile.open(path, { readAhead: 2 * K64 });
+    const want = pattern(16 * K64, 9);
+    for (let i = 0; i < 8; i++) {
+      const b = new Uint8Array(K64);
+      await img.read((i * K64) / 512, b);
+      expect(b).toEqual(want.subarray(i * K64, (i + 1) * K64));
+    }
+    // The first read starts nothing, the second continues it and reads ahead; from the third on
+    // every read finds its data read already.
+    expect(img.readAheadHits).toBe(6);
+    const parts = [new Uint8Array(4096), new Uint8Array(K64 - 4096)];
+    await img.readv((8 * K64) / 512, parts);
+    expect(parts[0]).toEqual(want.subarray(8 * K64, 8 * K64 + 4096));
+    expect(parts[1]).toEqual(want.subarray(8 * K64 + 4096, 9 * K64));
+    expect(img.readAheadHits).toBe(7);
+    // Small reads are served out of a larger chunk read ahead.
+    const small = new Uint8Array(4096);
+    await img.read((9 * K64) / 512, small);
+    await img.read((9 * K64 + 4096) / 512, small);
+    expect(small).toEqual(want.subarray(9 * K64 + 4096, 9 * K64 + 8192));
+    expect(img.readAheadHits).toBe(9);
+    await img.close();
+  });
+
+  it("a write over data read ahead is what a later read returns", async () => {
+    const path = join(dir, "raw.img");
+    await writeFile(path, pattern(8 * K64, 1));
+    const img = await RawImageFile.open(path, { readAhead: 4 * K64 });
+    const b = new Uint8Array(K64);
+    await img.read(0, b);
+    await img.read(K64 / 512, b); // reads ahead over chunks 2..5
+    await img.write((3 * K64) / 512 + 8, pattern(4096, 77));
+    await img.read((2 * K64) / 512, b);
+    expect(b).toEqual(pattern(8 * K64, 1).subarray(2 * K64, 3 * K64));
+    await img.read((3 * K64) / 512, b);
+    expect(b.subarray(4096, 8192)).toEqual(pattern(4096, 77));
+    expect(b.subarray(0, 4096)).toEqual(pattern(8 * K64, 1).subarray(3 * K64, 3 * K64 + 4096));
+    await img.close();
+  });
+
+  it("reads nothing ahead over a write in flight", async () => {
+    const path = join(dir, "raf.img");
+    await writeFile(path, pattern(8 * K64, 2));
+    const img = await RawImageFile.open(path, { readAhead: 4 * K64 });
+    const w = img.write((2 * K64) / 512, pattern(K64, 55)); // in flight while the reader goes on
+    const b = new Uint8Array(K64);
+    await img.read(0, b);
+    await img.read(K64 / 512, b);
+    await w;
+    await img.read((2 * K64) / 512, b);
+    expect(b).toEqual(pattern(K64, 55));
+    await img.close();
+  });
+
+  it("a reader that jumps gets no stale data and the read-ahead restarts; close waits for reads ahead", async () => {
+    const path = join(dir, "raj.img");
+    await writeFile(path, pattern(8 * K64, 3));
+    const img = await RawImageFile.open(path, { readAhead: 2 * K64 });
+    const want = pattern(8 * K64, 3);
+    const b = new Uint8Array(K64);
+    for (const i of [0, 1, 5, 2, 3, 4]) {
+      await img.read((i * K64) / 512, b);
+      expect(b).toEqual(want.subarray(i * K64, (i + 1) * K64));
+    }
+    // 1 reads 2-3 ahead, dropped by the jump to 5; 2 follows no read; 3 follows 2 and reads 4-5
+    // ahead, so only 4 is a hit.
+    expect(img.readAheadHits).toBe(1);
+    await img.close();
+    await expect(RawImageFile.open(path, { readAhead: -1 })).rejects.toThrow(RangeError);
+  });
+});
