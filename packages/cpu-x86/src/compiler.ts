@@ -41,18 +41,23 @@ export interface Block {
 export class BlockCache {
   /** Most blocks kept; past it the whole cache is dropped (as QEMU flushes its TB cache). */
   static readonly MAX_BLOCKS = 16384;
-  private readonly pages: (Block | undefined)[][] = [];
-  private readonly cover: (Uint8Array | undefined)[] = [];
+  /** Per RAM page: blocks by page offset (dense arrays: sparse ones fall back to dictionaries). */
+  private readonly pages: ((Block | undefined)[] | undefined)[];
+  private readonly cover: (Uint8Array | undefined)[];
   private count = 0;
   /** Blocks compiled since creation (tests and diagnostics). */
   compiled = 0;
   /** Pages dropped because code in them was written. */
   invalidations = 0;
+  /** Blocks whose generated source did not compile (left to the interpreter; a defect). */
+  failed = 0;
 
   private readonly codePages: Uint8Array;
 
   constructor(codePages: Uint8Array) {
     this.codePages = codePages;
+    this.pages = new Array<(Block | undefined)[] | undefined>(codePages.length).fill(undefined);
+    this.cover = new Array<Uint8Array | undefined>(codePages.length).fill(undefined);
   }
 
   get(phys: number, mode: number): Block | undefined {
@@ -73,7 +78,7 @@ export class BlockCache {
     let pg = this.pages[pn];
     let cov = this.cover[pn];
     if (pg === undefined || cov === undefined) {
-      pg = this.pages[pn] = [];
+      pg = this.pages[pn] = new Array<Block | undefined>(4096).fill(undefined);
       cov = this.cover[pn] = new Uint8Array(4096);
     }
     if (pg[b.phys & 0xfff] === undefined) this.count++;
@@ -123,15 +128,15 @@ export class BlockCache {
   private dropPage(pn: number): void {
     const pg = this.pages[pn];
     if (pg !== undefined) for (const b of pg) if (b !== undefined) this.count--;
-    this.pages[pn] = undefined as unknown as Block[];
+    this.pages[pn] = undefined;
     this.cover[pn] = undefined;
     this.codePages[pn] = 0;
     this.invalidations++;
   }
 
   clear(): void {
-    this.pages.length = 0;
-    this.cover.length = 0;
+    this.pages.fill(undefined);
+    this.cover.fill(undefined);
     this.codePages.fill(0);
     this.count = 0;
   }
@@ -158,7 +163,7 @@ const S_SS = 2;
 const SEG_PREFIX = new Map([[0x26, 0], [0x2e, 1], [0x36, 2], [0x3e, 3], [0x64, 4], [0x65, 5]]);
 
 /** Most instructions in one block. */
-const MAX_INSTRUCTIONS = 64;
+const MAX_INSTRUCTIONS = 32;
 
 /** Thrown by the decoder when an instruction runs past the bytes available. */
 const END = { end: true } as const;
@@ -184,6 +189,9 @@ interface ModRM {
 
 const NO_BLOCK_FN = (): void => {};
 
+/** Stands for the block's instruction count in code generated before the count is known. */
+const PASS = "@PASS@";
+
 /**
  * Compiles the block at physical `phys` (`avail` bytes of the fetch window from there) for the
  * CPU's current mode and adds it to the cache. Returns undefined when nothing could be
@@ -203,13 +211,16 @@ export function compileBlock(cpu: X86Cpu, phys: number, avail: number): Block | 
   }
   const src = g.source();
   const { ram, ram32, tlb, parity } = cpu.jitView;
-  let factory: (...args: unknown[]) => Block["fn"];
+  let fn: Block["fn"];
   try {
-    factory = new Function("regs", "sb", "sl", "sw", "sro", "tlb", "ram", "ram32", "cp", "PAR", "SH", "S", src) as (...args: unknown[]) => Block["fn"];
-  } catch (e) {
-    throw new Error(`block compiler bug at ${phys.toString(16)}: ${String(e)}\n${src}`);
+    const factory = new Function("regs", "sb", "sl", "sw", "sro", "tlb", "ram", "ram32", "cp", "PAR", "SH", "S", src) as (...args: unknown[]) => Block["fn"];
+    fn = factory(cpu.regs, cpu.segBase, cpu.segLimit, cpu.segSlow, cpu.segRO, tlb, ram, ram32, cpu.codePages, parity, shift, Int32Array.from(g.starts));
+  } catch {
+    // A generator defect must not stop the guest: the interpreter runs this code instead.
+    cpu.blocks.failed++;
+    cpu.blocks.add({ fn: NO_BLOCK_FN, phys, mode, len: 1, n: 0, bytes, epoch: cpu.codeEpoch });
+    return undefined;
   }
-  const fn = factory(cpu.regs, cpu.segBase, cpu.segLimit, cpu.segSlow, cpu.segRO, tlb, ram, ram32, cpu.codePages, parity, shift, Int32Array.from(g.starts));
   const b: Block = { fn, phys, mode, len: g.len, n, bytes, epoch: cpu.codeEpoch };
   cpu.blocks.add(b);
   return b;
@@ -286,13 +297,13 @@ class Gen {
     }
     if (this.idx > 0 && !this.ended) {
       // Fell off the end (length bound, page end, or an instruction left to the interpreter).
-      this.parts.push(`ne=(e0+${this.len})|0;nk=${this.idx};`);
+      this.parts.push(`ne=(e0+${this.len})|0;nk=${this.idx};break out;`);
     }
     return this.idx;
   }
 
   source(): string {
-    const body = this.parts.join("\n");
+    const body = this.parts.join("\n").replaceAll(PASS, String(this.idx));
     const head = this.loops ? "out:for(;;){" : "out:{";
     const segs = [...this.segs].map((n) => `const sB${n}=sb[${n}],sL${n}=sl[${n}],sR${n}=sw[${n}]===0,sW${n}=(sw[${n}]|sro[${n}])===0;`).join("");
     const gs = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -613,35 +624,29 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
   }
 
   /** Jcc/JMP/LOOP to `target` (offset from block start) when `cond` holds; `cond` null = always. */
+  /**
+   * Jcc/JMP/LOOP to `target` (offset from the block start) when `cond` holds (`cond` null:
+   * always). A conditional branch is a side exit: the block goes on with the fall-through
+   * instruction. A branch back to the block's own start loops inside the function while the
+   * budget allows another full pass and the interrupt poll is not due; the loop head's flag
+   * state is the dynamic one (`fk` says what the locals hold), which holds on every path.
+   */
   private branch(cond: string | null, target: number): void {
-    const nextOff = this.pos - this.phys;
     const n = this.idx + 1;
+    let taken: string;
     if (target === 0) {
-      // Back to the block's own start: loop inside the function while budget and polling allow.
       this.loops = true;
-      this.flushForLoop();
-      const back = `${this.jumpTo(0)}nb+=${n};if(nb+${n}>lim||(poll&&--cpu.pollCountdown<=0)){ne=t;nk=0;break out;}continue;`;
-      if (cond === null) {
-        this.code += back;
-        this.ended = true;
-        return;
-      }
-      this.code += `if(${cond}){${back}}`;
-      this.endWith(`ne=(e0+${nextOff})|0;`);
-      return;
+      taken = `${this.jumpTo(0)}nb+=${n};if(nb+${PASS}>lim||(poll&&--cpu.pollCountdown<=0)){ne=t;nk=0;break out;}continue;`;
+    } else {
+      taken = `${this.jumpTo(target)}ne=t;nk=${n};break out;`;
     }
     if (cond === null) {
-      this.endWith(`${this.jumpTo(target)}ne=t;`);
-      return;
+      this.code += taken;
+      this.ended = true;
+    } else {
+      this.code += `if(${cond}){${taken}}`;
     }
-    this.endWith(`if(${cond}){${this.jumpTo(target)}ne=t;}else ne=(e0+${nextOff})|0;`);
   }
-
-  /**
-   * At a back edge the loop head must see one flag state: the head starts as "dynamic" (fk
-   * says what the locals hold), which every state is, so nothing needs writing.
-   */
-  private flushForLoop(): void {}
 
   // ------------------------------------------------------------------ instructions
 
@@ -660,7 +665,7 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
     else this.oneByte(op);
   }
 
-  private alu(op: number, bits: number, m: ModRM | null, toE: boolean, src: string): void {
+  private alu(op: number, bits: number, m: ModRM | null, toE: boolean): void {
     // a = destination value (already in `a`), b = source (in `b`); mirrors arith.ts alu().
     let r: string;
     let kind: number;
@@ -684,7 +689,6 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       case 6: r = "a^b"; kind = K_LOGIC; break;
       default: r = "(a-b)|0"; kind = K_SUB; break;
     }
-    void src;
     if (kind === K_LOGIC) {
       this.code += `r=${r};`;
       this.logic(bits, "r");
@@ -714,11 +718,11 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
           this.code += `a=${this.R(bits, m.reg)};`;
           this.readE(m, bits, false, "b");
         }
-        this.alu(k, bits, m, toE, "");
+        this.alu(k, bits, m, toE);
       } else {
         const imm = this.imm(bits);
         this.code += `a=${this.R(bits, 0)};b=${imm};`;
-        this.alu(k, bits, null, false, "");
+        this.alu(k, bits, null, false);
       }
       return;
     }
@@ -790,7 +794,7 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         this.readE(m, bits, k !== 7, "a");
         const imm = op === 0x83 ? (os === 32 ? this.s8() : this.s8() & 0xffff) : this.imm(bits);
         this.code += `b=${imm};`;
-        this.alu(k, bits, m, true, "");
+        this.alu(k, bits, m, true);
         return;
       }
       case 0x84:

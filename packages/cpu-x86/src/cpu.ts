@@ -272,7 +272,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
    * Defaults for the `compiler` and `compileThreshold` options of CPUs created afterwards
    * (tests switch them to run whole suites interpreted or compiled on first execution).
    */
-  static readonly compilerDefaults = { enabled: true, threshold: 8 };
+  static readonly compilerDefaults = { enabled: true, threshold: 1000 };
 
   // ---- block compiler (compiler.ts)
   /** Compiled blocks by physical page, and which bytes of each page they were decoded from. */
@@ -288,9 +288,13 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   codeEpoch = 0;
   /** The mode bits a block is compiled for: CS.D, SS.B, CPL, paging, CR0.PE. */
   blockMode = 0;
+  /** Instructions run by the interpreter's main loop (the rest of `instructionsRetired` ran in blocks, or single-stepped). */
+  interpreted = 0;
+  /** Calls of compiled blocks. */
+  blockRuns = 0;
   private readonly compileOn: boolean;
   private readonly threshold: number;
-  private readonly hot = new Uint8Array(1 << 16);
+  private readonly hot = new Uint16Array(1 << 16);
 
   constructor(options: X86CpuOptions) {
     this.mem = options.memory;
@@ -307,7 +311,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
     this.codePages = new Uint8Array((ram.length >>> 12) + 1);
     this.blocks = new BlockCache(this.codePages);
     this.compileOn = (options.compiler ?? X86Cpu.compilerDefaults.enabled) && aligned && ram.length > 0;
-    this.threshold = Math.min(255, Math.max(0, options.compileThreshold ?? X86Cpu.compilerDefaults.threshold));
+    this.threshold = Math.min(65535, Math.max(0, options.compileThreshold ?? X86Cpu.compilerDefaults.threshold));
     this.reset();
   }
 
@@ -461,12 +465,14 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
           }
           if (b !== undefined && b.n !== 0 && b.n <= limit - this.count && b.len <= this.fetchLen - off) {
             this.smc = 0;
+            this.blockRuns++;
             b.fn(this, limit);
             if (this.exit !== EXIT_NONE) break;
             continue;
           }
         }
         this.eip = (e + 1) | 0;
+        this.interpreted++;
         dispatch[this.fetchArr[this.fetchBase + off]! | (db << 8)]!(this);
         this.count++;
       }

@@ -185,6 +185,7 @@ describe("compiled blocks agree with the interpreter", () => {
           if (ea.reason !== "budget") break;
         }
         compiled += b.cpu.blocks.compiled;
+        expect(b.cpu.blocks.failed).toBe(0);
       }
       expect(compiled).toBeGreaterThan(150);
     });
