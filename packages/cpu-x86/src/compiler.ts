@@ -625,6 +625,18 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
 
   /** Jcc/JMP/LOOP to `target` (offset from block start) when `cond` holds; `cond` null = always. */
   /**
+   * Continues decoding at `target` (offset from the block start) after an unconditional JMP or
+   * CALL when it lies ahead in the bytes available: the block still covers one contiguous range
+   * of its page and window (so the entry and epoch checks hold), and the target needs no CS
+   * limit check (the fetch window ends at the limit).
+   */
+  private follow(target: number): boolean {
+    if (target <= this.pos - this.phys || this.phys + target >= this.end) return false;
+    this.pos = this.phys + target;
+    return true;
+  }
+
+  /**
    * Jcc/JMP/LOOP to `target` (offset from the block start) when `cond` holds (`cond` null:
    * always). A conditional branch is a side exit: the block goes on with the fall-through
    * instruction. A branch back to the block's own start loops inside the function while the
@@ -641,6 +653,7 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       taken = `${this.jumpTo(target)}ne=t;nk=${n};break out;`;
     }
     if (cond === null) {
+      if (this.follow(target)) return;
       this.code += taken;
       this.ended = true;
     } else {
@@ -932,6 +945,7 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
         this.code += this.jumpTo(next + d, "b");
         this.code += `v=(e0+${next})|0;`;
         this.push(32, "v");
+        if (this.follow(next + d)) return;
         this.endWith("ne=b;");
         return;
       }

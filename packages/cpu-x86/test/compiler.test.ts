@@ -58,7 +58,7 @@ function imm(bits: number): number[] {
 /** One instruction of a form the compiler handles (or a neighbour it leaves to the interpreter). */
 function instruction(): number[] {
   const { pre, w, bits } = sized();
-  switch (rnd() % 26) {
+  switch (rnd() % 27) {
     case 0:
     case 1: // ALU Eb/Ev,Gb/Gv and Gb/Gv,Eb/Ev
       return [...pre, (rnd() % 8) * 8 + w + (rnd() % 2) * 2, ...rm(gpr())];
@@ -112,6 +112,11 @@ function instruction(): number[] {
       return [pick([0xe0, 0xe1, 0xe2, 0xe3]), 1, 0x40 + gpr()];
     case 23: // MUL/DIV: left to the interpreter, between compiled blocks
       return [0xf7, 0xe0 | gpr()];
+    case 24: {
+      // JMP or CALL forward over the next instruction (the block follows it)
+      const next = instruction();
+      return pick([[0xeb, next.length, ...next], [0xe9, ...le32(next.length), ...next], [0xe8, ...le32(next.length), ...next]]);
+    }
     default: {
       // Jcc over the next instruction (rel8 or rel32)
       const next = instruction();
