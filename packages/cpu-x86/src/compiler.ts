@@ -307,8 +307,9 @@ class Gen {
     const head = this.loops ? "out:for(;;){" : "out:{";
     const segs = [...this.segs].map((n) => `const sB${n}=sb[${n}],sL${n}=sl[${n}],sR${n}=sw[${n}]===0,sW${n}=(sw[${n}]|sro[${n}])===0;`).join("");
     const gs = [0, 1, 2, 3, 4, 5, 6, 7];
-    const load = `let ${gs.map((n) => `g${n}=regs[${n}]`).join(",")};`;
-    const store = gs.filter((n) => new RegExp(`g${n}=`).test(body)).map((n) => `regs[${n}]=g${n};`).join("");
+    const used = gs.filter((n) => body.includes(`g${n}`));
+    const load = used.length === 0 ? "" : `let ${used.map((n) => `g${n}=regs[${n}]`).join(",")};`;
+    const store = used.filter((n) => body.includes(`g${n}=`)).map((n) => `regs[${n}]=g${n};`).join("");
     return `"use strict";return function(cpu,limit){
 const e0=cpu.eip;const lim=limit-cpu.count;const poll=(cpu.flags&512)!==0&&cpu.pic!==undefined;const csl=sl[1];${segs}
 ${load}
