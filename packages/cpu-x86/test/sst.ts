@@ -3,13 +3,27 @@
  * loads each case's initial state into an X86Cpu in real mode, runs until the HLT that follows
  * the instruction has executed, and compares registers, undefined-flag-masked FLAGS and RAM.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { FlatMemory } from "@paravirt/vm-interfaces/testing";
 import { X86Cpu, SEG } from "../src/index.ts";
 
-export const SST_DIR = process.env["SST_80286_DIR"] ?? "/work/shared/conformance/sst-80286-real";
+/**
+ * Where the recorded cases are: `SST_80286_DIR`, else `shared/` beside the repository's clone
+ * (as CI and the development machines lay it out), else /work/shared. Undefined when none exists.
+ */
+export const SST_DIR: string | undefined = [
+  process.env["SST_80286_DIR"],
+  fileURLToPath(new URL("../../../../shared/conformance/sst-80286-real", import.meta.url)),
+  "/work/shared/conformance/sst-80286-real",
+].find((d): d is string => d !== undefined && existsSync(d));
+
+function sstDir(): string {
+  if (SST_DIR === undefined) throw new Error("SingleStepTests 80286 cases not found (SST_80286_DIR)");
+  return SST_DIR;
+}
 
 interface Regs {
   ax?: number; bx?: number; cx?: number; dx?: number; cs?: number; ss?: number; ds?: number; es?: number;
@@ -40,7 +54,7 @@ export interface CaseResult {
 
 /** The opcode files of the suite (names without `.json.gz`). */
 export function sstFiles(): string[] {
-  return readdirSync(SST_DIR)
+  return readdirSync(sstDir())
     .filter((f) => f.endsWith(".json.gz"))
     .map((f) => f.slice(0, -".json.gz".length))
     .sort();
@@ -50,7 +64,7 @@ let metadata: { opcodes: Record<string, { "flags-mask"?: number; reg?: Record<st
 
 /** The undefined-flags mask for an opcode file name like "80.4" or "27". */
 export function flagsMask(file: string): number {
-  metadata ??= JSON.parse(readFileSync(join(SST_DIR, "metadata.json"), "utf8"));
+  metadata ??= JSON.parse(readFileSync(join(sstDir(), "metadata.json"), "utf8"));
   const [op, reg] = file.split(".");
   const m = metadata!.opcodes[op!];
   if (m === undefined) return 0xffff;
@@ -120,7 +134,7 @@ function hex(n: number): string {
 
 /** Runs every case of one opcode file. */
 export function runFile(file: string): CaseResult[] {
-  const cases = JSON.parse(gunzipSync(readFileSync(join(SST_DIR, `${file}.json.gz`))).toString("utf8")) as SstCase[];
+  const cases = JSON.parse(gunzipSync(readFileSync(join(sstDir(), `${file}.json.gz`))).toString("utf8")) as SstCase[];
   const mask = flagsMask(file);
   // Clear memory that an aborted previous case may have dirtied.
   return cases.map((t) => {
