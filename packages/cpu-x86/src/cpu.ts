@@ -272,7 +272,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
    * Defaults for the `compiler` and `compileThreshold` options of CPUs created afterwards
    * (tests switch them to run whole suites interpreted or compiled on first execution).
    */
-  static readonly compilerDefaults = { enabled: true, threshold: 1000 };
+  static readonly compilerDefaults = { enabled: true, threshold: 4000 };
 
   // ---- block compiler (compiler.ts)
   /** Compiled blocks by physical page, and which bytes of each page they were decoded from. */
@@ -404,7 +404,8 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         }
       }
       try {
-        this.loop(limit);
+        if (this.compileOn) this.loopCompiled(limit);
+        else this.loop(limit);
       } catch (e) {
         if (e !== FAULT) throw e;
         this.count++; // the faulting instruction
@@ -423,12 +424,53 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   }
 
   /**
+   * Starts an instruction at EIP: records its start, clears the last one's prefixes and makes
+   * sure the fetch window holds EIP (wrapping IP to 16 bits in 16-bit code); returns the offset
+   * of the opcode byte in the window.
+   */
+  private boundary(): number {
+    const eip = this.eip;
+    this.instrStart = eip;
+    if (this.prefixed !== 0) this.resetPrefixes();
+    // Inline fetch of the opcode byte (see fetch8).
+    const off = (eip - this.fetchLo) | 0;
+    if (off >>> 0 < this.fetchLen) return off;
+    const e = this.csDb === 0 ? (this.instrStart = this.eip = eip & 0xffff) : eip;
+    return this.refillFetch(e);
+  }
+
+  /**
+   * The interpreter's run loop (compiler off): one instruction per iteration, with nothing of
+   * the compiler's bookkeeping on its path.
+   */
+  private loop(limit: number): void {
+    const dispatch = this.dispatch;
+    const pic = this.pic;
+    let count = this.count;
+    while (count < limit) {
+      // TF set, or IF set with a controller due for a poll: the slow path polls and single-steps.
+      const f = this.flags;
+      if ((f & F_TF) !== 0 || ((f & F_IF) !== 0 && pic !== undefined && --this.pollCountdown <= 0)) {
+        this.stepSlow();
+        count = this.count;
+      } else {
+        const off = this.boundary();
+        const db = this.csDb;
+        this.eip = (this.eip + 1) | 0;
+        dispatch[this.fetchArr[this.fetchBase + off]! | (db << 8)]!(this);
+        this.count = ++count;
+      }
+      if (this.exit !== EXIT_NONE) break;
+    }
+  }
+
+  /**
    * The run loop. With the compiler on, at each instruction boundary in RAM a block compiled
    * for this physical address and mode runs when it fits in the budget and in the fetch window
    * (which already ends at the page, the CS limit and the 16-bit IP wrap); otherwise one
    * instruction is interpreted and the address counted toward compilation.
    */
-  private loop(limit: number): void {
+  private loopCompiled(limit: number): void {
     const dispatch = this.dispatch;
     const pic = this.pic;
     const ram = this.ram;
@@ -439,16 +481,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
       if ((f & F_TF) !== 0 || ((f & F_IF) !== 0 && pic !== undefined && --this.pollCountdown <= 0)) {
         this.stepSlow();
       } else {
-        const eip = this.eip;
-        this.instrStart = eip;
-        const db = this.csDb;
-        if (this.prefixed !== 0) this.resetPrefixes();
-        let off = (eip - this.fetchLo) | 0;
-        let e = eip;
-        if (off >>> 0 >= this.fetchLen) {
-          if (db === 0) e = this.instrStart = this.eip = e & 0xffff;
-          off = this.refillFetch(e);
-        }
+        const off = this.boundary();
         if (this.compileOn && this.fetchArr === ram) {
           const phys = this.fetchBase + off;
           let b: Block | undefined = blocks.get(phys, this.blockMode);
@@ -471,9 +504,9 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
             continue;
           }
         }
-        this.eip = (e + 1) | 0;
+        this.eip = (this.eip + 1) | 0;
         this.interpreted++;
-        dispatch[this.fetchArr[this.fetchBase + off]! | (db << 8)]!(this);
+        dispatch[this.fetchArr[this.fetchBase + off]! | (this.csDb << 8)]!(this);
         this.count++;
       }
       if (this.exit !== EXIT_NONE) break;
