@@ -91,7 +91,14 @@ export function plugIde(m: Machine, disk: BlockDevice): PiixIde {
     timers: m.clock,
     irq14: m.board.irqLine(14),
     irq15: m.board.irqLine(15),
-    primary: { master: new IdeDisk(trackBlockDevice(disk, m.hostIo), { model: "PARAVIRT HARDDISK" }) },
+    // A DMA's host I/O starts with its data phase and holds the machine only if the modelled
+    // transfer time is over before it is (the machine's work overlaps the host's).
+    primary: {
+      master: new IdeDisk(trackBlockDevice(disk, m.hostIo), {
+        model: "PARAVIRT HARDDISK",
+        overlap: { block: disk, wait: (p) => m.hostIo.track(p) },
+      }),
+    },
   });
   ide.registerLegacyPorts(m.board.ports);
   m.board.plugPci(1, ide, 1);

@@ -11,7 +11,7 @@
  * `TimerQueue`, and block I/O completes when its promise settles. A generation counter makes
  * results that arrive after a reset or a cancelled DMA harmless.
  */
-import { BlockError, GuestMemoryError, readVectored, writeVectored, type BlockDevice, type TimerId, type TimerQueue } from "@paravirt/vm-interfaces";
+import { BlockError, GuestMemoryError, writeVectored, type BlockDevice, type TimerId, type TimerQueue } from "@paravirt/vm-interfaces";
 import { ATA_CMD, ATA_DEVICE, ATA_ERROR, ATA_POWER, ATA_SETFEATURES, ATA_STATUS, ATA_XFER } from "./registers.ts";
 import { defaultChs, identifyBytes, identifyDevice, translatedChs, type Chs, type TransferMode } from "./identify.ts";
 
@@ -37,6 +37,40 @@ export interface AtaDiskOptions {
   /** Firmware revision, IDENTIFY words 23-26 (max 8 characters). Default "1.0". */
   firmware?: string;
   timing?: Partial<AtaTiming>;
+  /**
+   * Host I/O that runs while the machine goes on. A DMA command's host read or write starts
+   * when its data phase starts (bus master started, PRD table read), as QEMU's ide/dma submits
+   * its AIO then; the machine needs it done only when the modelled transfer time is over.
+   * `block` is the drive's medium without the machine's host-I/O accounting; `wait(p)` holds
+   * the machine still until `p` settles (a HostIoTracker's `track`) and is called only when the
+   * modelled end comes before the host has finished. Without it, DMA host I/O still starts at
+   * the data phase, on the drive's own `BlockDevice`.
+   */
+  overlap?: HostOverlap;
+}
+
+/** See {@link AtaDiskOptions.overlap}. */
+export interface HostOverlap {
+  readonly block: BlockDevice;
+  wait(p: Promise<void>): Promise<void>;
+}
+
+/**
+ * A DMA command's host I/O, started with the data phase. Reads land in a bounce buffer and
+ * reach guest memory only when the command completes, so a read still in flight after the
+ * guest stopped the engine or reset the drive never writes guest memory.
+ */
+interface DmaIo {
+  readonly plan: DmaPlan;
+  readonly short: boolean;
+  /** Whole sectors the PRDs cover. */
+  readonly sectors: number;
+  /** Read data staged until completion. */
+  readonly bounce: Uint8Array | undefined;
+  state: "pending" | "ok" | "failed";
+  error: unknown;
+  /** Resolves (never rejects) once `state` is no longer "pending". */
+  readonly settled: Promise<void>;
 }
 
 /** Host-side view of what a drive is doing (for tests, tracing and save/restore). */
@@ -173,6 +207,9 @@ export class AtaDisk {
   readonly firmware: string;
   readonly timing: AtaTiming;
   private readonly ss: number;
+  private readonly overlap: HostOverlap | undefined;
+  /** A bounce buffer free for the next DMA read (one in flight when a command was abandoned is not reused). */
+  private spare: Uint8Array | undefined;
 
   private host: DriveHost | undefined;
   private phaseValue: AtaPhase = "idle";
@@ -201,6 +238,7 @@ export class AtaDisk {
     this.serial = options.serial ?? "PV00001";
     this.firmware = options.firmware ?? "1.0";
     this.timing = { ...DEFAULT_ATA_TIMING, ...options.timing };
+    this.overlap = options.overlap;
     this.chs = defaultChs(block.info.sectors);
     this.tf.signature();
   }
@@ -338,7 +376,21 @@ export class AtaDisk {
     if (this.phaseValue !== "dma-wait" || this.xfer === undefined) return;
     this.phaseValue = "dma-run";
     const x = this.xfer;
-    this.after(this.timing.commandNs + this.timing.sectorNs * x.remaining, () => this.dmaTransfer(x));
+    const delay = this.timing.commandNs + this.timing.sectorNs * x.remaining;
+    if (x.op === "trim") {
+      this.after(delay, () => this.dmaTrim(x));
+      return;
+    }
+    // The host I/O starts with the data phase; status and INTRQ come at the later of the
+    // modelled end and the host's completion.
+    let io: DmaIo | GuestMemoryError;
+    try {
+      io = this.submitDma(x);
+    } catch (e) {
+      if (!(e instanceof GuestMemoryError)) throw e;
+      io = e;
+    }
+    this.after(delay, () => (io instanceof GuestMemoryError ? this.dmaFault(io) : this.dmaEnd(x, io)));
   }
 
   /** The bus master was stopped during the data phase: the drive keeps waiting for DMA. */
@@ -632,7 +684,7 @@ export class AtaDisk {
       this.begin();
       this.after(this.timing.sectorNs * n, () =>
         this.io(
-          () => this.writeThrough(x.lba, data),
+          () => this.writeThrough(this.block, x.lba, data),
           () => {
             x.lba += n;
             x.remaining -= n;
@@ -680,87 +732,132 @@ export class AtaDisk {
     if (d) d();
   }
 
-  /** The DMA data phase, once the bus master runs and the transfer time has passed. */
-  private dmaTransfer(x: Transfer): void {
+  /**
+   * Reads the PRD table and starts the host I/O of a DMA read or write. Writes take the data
+   * from guest memory now (live views where the segments are plain RAM holding whole sectors,
+   * as a bus master reads memory during the transfer); reads go to a bounce buffer.
+   * Throws GuestMemoryError when the PRD table or a write's data is outside RAM.
+   */
+  private submitDma(x: Transfer): DmaIo {
     const dma = this.host!.dma;
-    const bytes = x.remaining * (x.op === "trim" ? 512 : this.ss);
+    const bytes = x.remaining * this.ss;
+    const plan = dma.plan(bytes);
+    const short = plan.total < bytes;
+    const sectors = Math.floor(plan.total / this.ss);
+    const dev = this.overlap?.block ?? this.block;
+    let bounce: Uint8Array | undefined;
+    let start: () => Promise<void>;
+    if (x.op === "read") {
+      // The whole transfer is read (a range error is IDNF however short the PRDs are).
+      const b = this.takeBounce(bytes);
+      bounce = b;
+      start = () => dev.read(x.lba, b);
+    } else {
+      const segs = short || plan.segments.length < 2 ? undefined : dma.views?.(plan, false);
+      if (segs !== undefined && segs.every((v) => v.length % this.ss === 0)) {
+        start = () => writeVectored(dev, x.lba, segs).then(() => this.flushIfWriteThrough(dev));
+      } else {
+        let data = short ? undefined : dma.view(plan, false);
+        if (data === undefined) {
+          data = new Uint8Array(plan.total);
+          dma.gather(plan, data);
+        }
+        const whole = data.subarray(0, sectors * this.ss);
+        start = sectors === 0 ? () => Promise.resolve() : () => this.writeThrough(dev, x.lba, whole);
+      }
+    }
+    let p: Promise<void>;
+    try {
+      p = start();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    const io: DmaIo = {
+      plan,
+      short,
+      sectors,
+      bounce,
+      state: "pending",
+      error: undefined,
+      settled: p.then(
+        () => {
+          io.state = "ok";
+        },
+        (e: unknown) => {
+          io.state = "failed";
+          io.error = e;
+        },
+      ),
+    };
+    return io;
+  }
+
+  /** The modelled transfer time is over: complete now, or when the host I/O settles. */
+  private dmaEnd(x: Transfer, io: DmaIo): void {
+    if (io.state !== "pending") return this.dmaComplete(x, io);
+    const g = this.gen;
+    const wait = this.overlap !== undefined ? this.overlap.wait(io.settled) : io.settled;
+    void wait.then(() => {
+      if (g === this.gen) this.dmaComplete(x, io);
+    });
+  }
+
+  /** Status and INTRQ of a DMA read or write whose host I/O has settled; read data reaches guest memory now. */
+  private dmaComplete(x: Transfer, io: DmaIo): void {
+    const dma = this.host!.dma;
+    const bounce = io.bounce;
+    if (bounce !== undefined) this.spare = bounce;
+    if (io.state === "failed") return this.failTransfer(x, io.error);
+    if (bounce !== undefined) {
+      try {
+        dma.scatter(io.plan, bounce.subarray(0, io.plan.total));
+      } catch (e) {
+        return this.dmaFault(e);
+      }
+    }
+    x.lba += io.sectors;
+    x.remaining -= io.sectors;
+    this.putAddress(x.lba, x.ext, x.chs);
+    this.putCount(x.remaining, x.ext);
+    dma.endTransfer(io.short || io.plan.exhausted);
+    if (io.short) {
+      // QEMU 7.2 and [BMIDE rev 1.0 Bus Master IDE Status Register]: PRDs shorter than the transfer end it with
+      // neither interrupt nor error; the driver finds ACTIVE and INTERRUPT both clear.
+      this.endData();
+    } else {
+      this.finish(0);
+    }
+  }
+
+  /** A bounce buffer of `bytes`: the spare one when it is large enough. */
+  private takeBounce(bytes: number): Uint8Array {
+    const s = this.spare;
+    if (s !== undefined && s.length === bytes) {
+      this.spare = undefined;
+      return s;
+    }
+    return new Uint8Array(bytes);
+  }
+
+  /** The DATA SET MANAGEMENT data phase, once the bus master runs and the transfer time has passed. */
+  private dmaTrim(x: Transfer): void {
+    const dma = this.host!.dma;
+    const bytes = x.remaining * 512;
     let plan: DmaPlan;
     try {
       plan = dma.plan(bytes);
     } catch (e) {
       return this.dmaFault(e);
     }
-    const short = plan.total < bytes;
-    if (x.op === "trim") {
-      const payload = new Uint8Array(plan.total);
-      try {
-        dma.gather(plan, payload);
-      } catch (e) {
-        return this.dmaFault(e);
-      }
-      if (!short) return this.trim(payload, plan);
-      dma.endTransfer(true);
-      return this.endData();
+    const payload = new Uint8Array(plan.total);
+    try {
+      dma.gather(plan, payload);
+    } catch (e) {
+      return this.dmaFault(e);
     }
-    const sectors = Math.floor(plan.total / this.ss);
-    const done = () => {
-      x.lba += sectors;
-      x.remaining -= sectors;
-      this.putAddress(x.lba, x.ext, x.chs);
-      this.putCount(x.remaining, x.ext);
-      dma.endTransfer(short || plan.exhausted);
-      if (short) {
-        // QEMU 7.2 and [BMIDE rev 1.0 Bus Master IDE Status Register]: PRDs shorter than the transfer end it with
-        // neither interrupt nor error; the driver finds ACTIVE and INTERRUPT both clear.
-        this.endData();
-      } else {
-        this.finish(0);
-      }
-    };
-    // Scatter-gather straight between the medium and the PRD segments when each is plain RAM
-    // holding whole sectors (one vectored request to the block device, no staging copy).
-    const segs = short || plan.segments.length < 2 ? undefined : dma.views?.(plan, x.op === "read");
-    if (segs !== undefined && segs.every((v) => v.length % this.ss === 0)) {
-      this.io(
-        () => (x.op === "read" ? readVectored(this.block, x.lba, segs) : writeVectored(this.block, x.lba, segs)),
-        done,
-        (e) => this.failTransfer(x, e),
-      );
-      return;
-    }
-    if (x.op === "read") {
-      const direct = short ? undefined : dma.view(plan, true);
-      const data = direct ?? new Uint8Array(bytes);
-      this.io(
-        () => this.block.read(x.lba, data),
-        () => {
-          if (direct === undefined) {
-            try {
-              dma.scatter(plan, data.subarray(0, plan.total));
-            } catch (e) {
-              return this.dmaFault(e);
-            }
-          }
-          done();
-        },
-        (e) => this.failTransfer(x, e),
-      );
-    } else {
-      let data: Uint8Array;
-      try {
-        const direct = short ? undefined : dma.view(plan, false);
-        if (direct !== undefined) data = direct;
-        else {
-          data = new Uint8Array(plan.total);
-          dma.gather(plan, data);
-        }
-      } catch (e) {
-        return this.dmaFault(e);
-      }
-      const whole = data.subarray(0, sectors * this.ss);
-      if (sectors === 0) return done();
-      this.io(() => this.writeThrough(x.lba, whole), done, (e) => this.failTransfer(x, e));
-    }
+    if (plan.total >= bytes) return this.trim(payload, plan);
+    dma.endTransfer(true);
+    return this.endData();
   }
 
   private dmaFault(e: unknown): void {
@@ -778,9 +875,13 @@ export class AtaDisk {
   }
 
   /** Writes, then flushes when the write cache is disabled (write-through). */
-  private async writeThrough(lba: number, data: Uint8Array): Promise<void> {
-    await this.block.write(lba, data);
-    if (!this.writeCache) await this.block.flush();
+  private async writeThrough(dev: BlockDevice, lba: number, data: Uint8Array): Promise<void> {
+    await dev.write(lba, data);
+    await this.flushIfWriteThrough(dev);
+  }
+
+  private async flushIfWriteThrough(dev: BlockDevice): Promise<void> {
+    if (!this.writeCache) await dev.flush();
   }
 
   // ---- other commands ----

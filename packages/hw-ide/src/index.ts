@@ -11,6 +11,7 @@ export {
   DEFAULT_ATA_TIMING,
   TaskFile,
   type AtaDiskOptions,
+  type HostOverlap,
   type AtaDiskState,
   type AtaPhase,
   type AtaTiming,

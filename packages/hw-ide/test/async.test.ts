@@ -1,30 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { BlockDevice } from "@paravirt/vm-interfaces";
 import { MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
 import { ATA_CMD, ATA_STATUS, BM_STATUS } from "../src/index.ts";
-import { BM, machine, P, pattern, S } from "./harness.ts";
-
-/** A device whose requests wait until the test releases them, in any order. */
-function held(inner: MemoryBlockDevice) {
-  const waiting: (() => void)[] = [];
-  const gate = () => new Promise<void>((r) => waiting.push(r));
-  const dev: BlockDevice = {
-    info: inner.info,
-    read: async (s, b) => {
-      await gate();
-      return inner.read(s, b);
-    },
-    write: async (s, b) => {
-      await gate();
-      return inner.write(s, b);
-    },
-    flush: async () => {
-      await gate();
-      return inner.flush();
-    },
-  };
-  return { dev, waiting, releaseAll: () => waiting.splice(0).forEach((r) => r()) };
-}
+import { BM, held, machine, P, pattern, S } from "./harness.ts";
 
 describe("block I/O that settles later than the timers", () => {
   it("a READ DMA stays in the data phase until the block read settles", async () => {

@@ -1,6 +1,6 @@
 /** A tiny PC for register-level tests: port bus, flat memory, IRQ 14/15, virtual clock. */
 import { IoBus, PCI_COMMAND, PCI_CONFIG, VirtualClock, type BlockDevice } from "@paravirt/vm-interfaces";
-import { FlatMemory, RecordingIrqLine } from "@paravirt/vm-interfaces/testing";
+import { FlatMemory, RecordingIrqLine, type MemoryBlockDevice } from "@paravirt/vm-interfaces/testing";
 import { AtaDisk, ATA_STATUS, BM_CMD, PRD, PiixIde, type AtaDiskOptions } from "../src/index.ts";
 
 export const BMIBA = 0xc000;
@@ -138,4 +138,31 @@ export function pattern(sector: number, count: number, seed = 0): Uint8Array {
   const b = new Uint8Array(count * 512);
   for (let s = 0; s < count; s++) for (let i = 0; i < 512; i++) b[s * 512 + i] = ((sector + s) * 31 + i * 7 + seed) & 0xff;
   return b;
+}
+
+/** A device whose requests wait until the test releases (or fails) them, in any order. */
+export function held(inner: MemoryBlockDevice) {
+  const waiting: { go: () => void; fail: (e: unknown) => void }[] = [];
+  const gate = () => new Promise<void>((go, fail) => waiting.push({ go, fail }));
+  const dev: BlockDevice = {
+    info: inner.info,
+    read: async (s, b) => {
+      await gate();
+      return inner.read(s, b);
+    },
+    write: async (s, b) => {
+      await gate();
+      return inner.write(s, b);
+    },
+    flush: async () => {
+      await gate();
+      return inner.flush();
+    },
+  };
+  return {
+    dev,
+    waiting,
+    releaseAll: () => waiting.splice(0).forEach((w) => w.go()),
+    failAll: (e: unknown) => waiting.splice(0).forEach((w) => w.fail(e)),
+  };
 }
