@@ -2,7 +2,9 @@
  * Host I/O (a file read, a socket) takes no virtual time: while any is in flight, the machine
  * must not jump virtual time ahead to its next timer, or a device's 30-second command timeout
  * would fire while the host's disk is merely busy for a millisecond. Devices' backends are
- * wrapped so the machine loop knows when host I/O is outstanding.
+ * wrapped so the machine loop knows when host I/O is outstanding. I/O a device starts ahead of
+ * need (hw-ide's DMA at its data phase, `AtaDiskOptions.overlap`) goes to the unwrapped backend
+ * and is handed to `track` only when the device needs its result, so the machine runs on meanwhile.
  */
 import type { BlockDevice } from "@paravirt/vm-interfaces";
 
