@@ -156,6 +156,7 @@ const K_SZP = 8;
 
 const F_CF = 0x1;
 const F_DF = 0x400;
+const S_ES = 0;
 const S_DS = 3;
 const S_SS = 2;
 
@@ -679,6 +680,31 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
     else this.oneByte(op);
   }
 
+  /**
+   * MOVS, STOS, LODS without a REP prefix (REP forms and address-size 16 stay interpreted):
+   * the source at seg:ESI (DS unless overridden), the destination at ES:EDI, then the index
+   * registers step by the size, down when DF is set. [SDM Vol.2 MOVS, STOS, LODS]
+   */
+  private stringOp(op: number, bits: number): void {
+    const n = bits >> 3;
+    const src = this.segOv >= 0 ? this.segOv : S_DS;
+    if (op !== 0xaa && op !== 0xab) {
+      this.lin(src, "g6", n, false);
+      this.readL(n);
+    } else {
+      this.code += `v=${this.R(bits, 0)};`;
+    }
+    if (op === 0xac || op === 0xad) {
+      this.code += this.W(bits, 0, "v");
+    } else {
+      this.lin(S_ES, "g7", n, true);
+      this.writeL(n, "v");
+    }
+    this.code += `t=(cpu.flags&${F_DF})!==0?${-n}:${n};`;
+    if (op !== 0xaa && op !== 0xab) this.code += "g6=(g6+t)|0;";
+    if (op !== 0xac && op !== 0xad) this.code += "g7=(g7+t)|0;";
+  }
+
   private alu(op: number, bits: number, m: ModRM | null, toE: boolean): void {
     // a = destination value (already in `a`), b = source (in `b`); mirrors arith.ts alu().
     let r: string;
@@ -986,6 +1012,14 @@ ${store}cpu.eip=ne;cpu.count+=nb+nk;if(fk!==0)cpu.jitFlags(fk,la,lb,lr,lc);};`;
       case 0xf9:
         this.flush();
         this.code += `cpu.setFlagBit(${F_CF},${op === 0xf9});`;
+        return;
+      case 0xa4:
+      case 0xa5:
+      case 0xaa:
+      case 0xab:
+      case 0xac:
+      case 0xad:
+        this.stringOp(op, (op & 1) === 0 ? 8 : os);
         return;
       case 0xfc:
         this.code += `cpu.flags&=${~F_DF};`;

@@ -288,7 +288,10 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
   codeEpoch = 0;
   /** The mode bits a block is compiled for: CS.D, SS.B, CPL, paging, CR0.PE. */
   blockMode = 0;
-  /** Instructions run by the interpreter's main loop (the rest of `instructionsRetired` ran in blocks, or single-stepped). */
+  /**
+   * With the compiler on, instructions run by the interpreter's main loop (the rest of
+   * `instructionsRetired` ran in blocks, or single-stepped); the interpreter-only loop keeps no count.
+   */
   interpreted = 0;
   /** Calls of compiled blocks. */
   blockRuns = 0;

@@ -58,7 +58,7 @@ function imm(bits: number): number[] {
 /** One instruction of a form the compiler handles (or a neighbour it leaves to the interpreter). */
 function instruction(): number[] {
   const { pre, w, bits } = sized();
-  switch (rnd() % 27) {
+  switch (rnd() % 28) {
     case 0:
     case 1: // ALU Eb/Ev,Gb/Gv and Gb/Gv,Eb/Ev
       return [...pre, (rnd() % 8) * 8 + w + (rnd() % 2) * 2, ...rm(gpr())];
@@ -116,6 +116,12 @@ function instruction(): number[] {
       // JMP or CALL forward over the next instruction (the block follows it)
       const next = instruction();
       return pick([[0xeb, next.length, ...next], [0xe9, ...le32(next.length), ...next], [0xe8, ...le32(next.length), ...next]]);
+    }
+    case 25: {
+      // MOVS/STOS/LODS without REP, either direction: ESI in the data page, the hole or anywhere
+      const esi = [0xbe, ...le32(pick([DATA + (rnd() % 0xff0), HOLE + (rnd() % 0x1000), value()]))];
+      const edi = [0xbf, ...le32(DATA + (rnd() % 0xff0))];
+      return [...esi, ...edi, pick([0xfc, 0xfd]), ...pick([[], [0x26], [0x36]]), ...pre, pick([0xa4, 0xaa, 0xac]) + w];
     }
     default: {
       // Jcc over the next instruction (rel8 or rel32)
@@ -222,6 +228,14 @@ describe("block cache", () => {
     expect(cpu.blocks.compiled).toBe(1);
     expect(cpu.regs[0]).toBe(cpu.regs[3]);
     expect(cpu.instructionsRetired).toBe(321);
+  });
+
+  it("with the compiler off, runs hot code on the interpreter alone", () => {
+    const loop = [0x40, 0x43, 0xeb, 0xfc]; // 1000: inc eax; inc ebx; jmp 1000
+    const { cpu } = flat(loop, { compiler: false, compileThreshold: 0 });
+    expect(cpu.run(3000).executed).toBe(3000);
+    expect([cpu.regs[0], cpu.regs[3]]).toEqual([1000, 1000]);
+    expect([cpu.blocks.compiled, cpu.blockRuns, cpu.interpreted]).toEqual([0, 0, 0]);
   });
 
   it("drops a block when a store writes its bytes, and recompiles the new code", () => {
