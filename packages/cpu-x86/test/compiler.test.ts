@@ -320,6 +320,36 @@ describe("block cache", () => {
     }
   });
 
+  it("runs a MOVSB copy loop as one self-looping block, stopping exactly at each budget", () => {
+    const copy = (std: boolean): number[] => [
+      ...(std ? [0xfd] : [0xfc]), //                     1000 std / cld
+      0xbe, ...(std ? [0x63, 0x30] : [0x00, 0x30]), 0, 0, // 1001 mov esi, 3000 (3063 going down)
+      0xbf, ...(std ? [0x63, 0x38] : [0x00, 0x38]), 0, 0, // 1006 mov edi, 3800 (3863 going down)
+      0xb9, 0x64, 0x00, 0x00, 0x00, //                   100b mov ecx, 100
+      0xa4, //                                           1010 movsb
+      0xe2, 0xfd, //                                     1011 loop 1010
+      0xf4, //                                           1013 hlt
+    ];
+    const source = Array.from({ length: 100 }, (_, i) => (i * 37 + 11) & 0xff);
+    for (const std of [false, true]) {
+      const { cpu, mem } = flat(copy(std));
+      mem.bytes.set(source, 0x3000);
+      expect(cpu.run(1000).reason).toBe("halt");
+      expect(Array.from(mem.bytes.subarray(0x3800, 0x3864))).toEqual(source);
+      expect(cpu.regs[6]).toBe(std ? 0x2fff : 0x3064);
+      expect(cpu.blockRuns).toBeLessThan(10); // 100 passes of the loop in a handful of calls
+      for (let budget = 1; budget < 80; budget += 7) {
+        const runs = [false, true].map((compiler) => {
+          const m = flat(copy(std), { compiler });
+          m.mem.bytes.set(source, 0x3000);
+          const exits = [m.cpu.run(budget), m.cpu.run(budget)];
+          return { exits, regs: Array.from(m.cpu.regs), eip: m.cpu.eipU, copied: Array.from(m.mem.bytes.subarray(0x3800, 0x3864)) };
+        });
+        expect(runs[1]).toEqual(runs[0]);
+      }
+    }
+  });
+
   it("keeps blocks apart by mode: the same bytes compile again for another CPL", () => {
     const { cpu } = flat([0x40, 0xeb, 0xfd]); // inc eax; jmp 1000
     cpu.run(10);
