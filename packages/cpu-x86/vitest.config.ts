@@ -1,4 +1,4 @@
 import { defineProject, mergeConfig } from "vitest/config";
 import { shared } from "../../vitest.shared.ts";
 
-export default mergeConfig(shared, defineProject({ test: { name: "@paravirt/cpu-x86", testTimeout: 600_000, setupFiles: ["test/compilerMode.ts"] } }));
+export default mergeConfig(shared, defineProject({ test: { name: "@paravirt/cpu-x86", testTimeout: 600_000 } }));

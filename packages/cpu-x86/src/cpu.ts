@@ -485,7 +485,7 @@ export class X86Cpu implements Vcpu, Snapshottable<X86CpuState> {
         this.stepSlow();
       } else {
         const off = this.boundary();
-        if (this.compileOn && this.fetchArr === ram) {
+        if (this.fetchArr === ram) {
           const phys = this.fetchBase + off;
           let b: Block | undefined = blocks.get(phys, this.blockMode);
           if (b === undefined) {
