@@ -595,7 +595,6 @@ export class Hypervisor implements HvContext {
     }
   }
 
-
   /** Runs for `ns` of virtual time. */
   runFor(ns: number): RunResult {
     return this.scheduler.run(this.clock.now() + ns);
