@@ -19,7 +19,8 @@ const qemu = externalTool("qemu-system-i386", () => commandWorks("qemu-system-i3
 function assemble(name: string): string {
   const dir = mkdtempSync(join(tmpdir(), "cpu-x86-asm-"));
   const out = join(dir, `${name}.bin`);
-  const r = spawnSync("nasm", ["-f", "bin", "-o", out, new URL(`./asm/${name}.asm`, import.meta.url).pathname], { encoding: "utf8" });
+  const asm = new URL("./asm/", import.meta.url).pathname; // -i: where common.inc is
+  const r = spawnSync("nasm", ["-f", "bin", "-i", asm, "-o", out, `${asm}${name}.asm`], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`nasm failed: ${r.stderr}`);
   return out;
 }

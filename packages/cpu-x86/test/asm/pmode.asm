@@ -43,42 +43,7 @@ start16:
 gdt_ptr_ram equ 0x600
 
         bits    32
-; ---------------------------------------------------------------- output helpers
-putc:   out     0xE9, al
-        ret
-puts:   lodsb
-        test    al, al
-        jz      .d
-        out     0xE9, al
-        jmp     puts
-.d:     ret
-; print eax as 8 hex digits
-phex:   push    ecx
-        push    eax
-        mov     ecx, 8
-.l:     rol     eax, 4
-        push    eax
-        and     al, 15
-        add     al, '0'
-        cmp     al, '9'
-        jbe     .o
-        add     al, 7
-.o:     out     0xE9, al
-        pop     eax
-        loop    .l
-        pop     eax
-        pop     ecx
-        ret
-%macro SAY 1
-        jmp     %%over
-%%s:    db      %1, 0
-%%over: push    esi
-        push    eax
-        mov     esi, %%s
-        call    puts
-        pop     eax
-        pop     esi
-%endmacro
+%include "common.inc"
 %macro SHOW 1                    ; label, then eax in hex
         SAY     %1
         call    phex
@@ -87,16 +52,6 @@ phex:   push    ecx
 %endmacro
 
 ; ---------------------------------------------------------------- exceptions
-%macro STUB 1
-stub_%1:
-%if %1 = 8 || (%1 >= 10 && %1 <= 14) || %1 = 17
-        push    dword %1
-%else
-        push    dword 0
-        push    dword %1
-%endif
-        jmp     exc_common
-%endmacro
 %assign v 0
 %rep 20
         STUB    v
@@ -159,15 +114,6 @@ gate0:  SAY     "GATE cs="
         call    putc
         retf    4
 
-%macro SETGATE 3                ; vector, handler, type/dpl byte
-        mov     eax, %2
-        mov     word [IDT + %1*8], ax
-        mov     word [IDT + %1*8 + 2], 0x08
-        mov     byte [IDT + %1*8 + 4], 0
-        mov     byte [IDT + %1*8 + 5], %3
-        shr     eax, 16
-        mov     word [IDT + %1*8 + 6], ax
-%endmacro
 
 ; ---------------------------------------------------------------- main
 pm32:   mov     ax, 0x10
